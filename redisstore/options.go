@@ -1,0 +1,129 @@
+package redisstore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DefaultNamespace starts every key when WithNamespace is not given.
+const DefaultNamespace = "tokencache"
+
+// DefaultRefreshRetention is how long a token with a refresh token outlives
+// its access token when WithRefreshRetention is not given.
+const DefaultRefreshRetention = 90 * 24 * time.Hour
+
+// DefaultHintCacheSize is how many index-to-ID hints a Store remembers when
+// WithHintCacheSize is not given.
+const DefaultHintCacheSize = 10000
+
+// ErrBadOption is wrapped by every method of a Store built with an invalid
+// option, such as a namespace with braces.
+var ErrBadOption = errors.New("redisstore: invalid option")
+
+// Option configures a Store.
+type Option func(*config)
+
+type config struct {
+	namespace string
+	retention time.Duration
+	indexKey  []byte
+	now       func() time.Time
+	hints     int
+	err       error // the first invalid option
+}
+
+func newConfig(opts []Option) config {
+	c := config{
+		namespace: DefaultNamespace,
+		retention: DefaultRefreshRetention,
+		now:       time.Now,
+		hints:     DefaultHintCacheSize,
+	}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&c)
+		}
+	}
+	return c
+}
+
+func (c *config) fail(format string, args ...any) {
+	if c.err == nil {
+		c.err = fmt.Errorf("%w: "+format, append([]any{ErrBadOption}, args...)...)
+	}
+}
+
+// WithNamespace starts every key with ns instead of "tokencache", so that
+// several stores share one Redis without seeing each other's tokens. ns must
+// be 1 to 64 printable ASCII characters without spaces or braces (braces
+// would change which Cluster slot the keys fall in).
+func WithNamespace(ns string) Option {
+	return func(c *config) {
+		if ns == "" || len(ns) > 64 || strings.ContainsAny(ns, "{}") {
+			c.fail("namespace must be 1 to 64 characters without braces")
+			return
+		}
+		for _, r := range ns {
+			if r <= ' ' || r > '~' {
+				c.fail("namespace must be printable ASCII without spaces")
+				return
+			}
+		}
+		c.namespace = ns
+	}
+}
+
+// WithRefreshRetention sets how long a token with a refresh token is kept
+// after the later of its Expiry and its last save (default 90 days). 0
+// keeps such tokens until they are deleted. A negative d is invalid.
+func WithRefreshRetention(d time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.fail("negative refresh retention %v", d)
+			return
+		}
+		c.retention = d
+	}
+}
+
+// WithIndexKey makes index key names HMAC-SHA-256 digests under key instead
+// of plain SHA-256 ones, so that someone who can list the keys cannot test
+// guesses of user names or tokens against them. Every process sharing the
+// store must use the same key; changing it orphans the existing index
+// entries (tokens are then found by ID only, until they are saved again).
+// The key should hold at least 32 random bytes.
+func WithIndexKey(key []byte) Option {
+	return func(c *config) {
+		if len(key) == 0 {
+			c.fail("empty index key")
+			return
+		}
+		c.indexKey = append([]byte(nil), key...)
+	}
+}
+
+// WithClock sets the clock that decides when access tokens expire (default
+// time.Now). A nil now is ignored.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
+
+// WithHintCacheSize sets how many index-to-ID hints the Store remembers
+// (default 10000). A hint saves the index round trip of a lookup; it is
+// checked against the token's hash every time, so a stale hint costs one
+// extra round trip and never a wrong answer. 0 disables the hints.
+func WithHintCacheSize(n int) Option {
+	return func(c *config) {
+		if n < 0 {
+			c.fail("negative hint cache size %d", n)
+			return
+		}
+		c.hints = n
+	}
+}
