@@ -30,7 +30,11 @@ const ExpiryMargin = 10 * time.Second
 // AccessToken, RefreshToken, GrantToken and ClientSecret are secrets: the
 // String, GoString, Format and LogValue methods redact them, so a Token can be
 // logged or printed safely. encoding/json keeps them, because stores and
-// export need them.
+// export need them; that is also why a handler that hands values to
+// encoding/json (slog's JSONHandler with a []Token, a map of tokens, or a
+// struct holding one) prints them in clear: log tokens one at a time, or their
+// IDs. fmt cannot call methods on unexported struct fields either, so it
+// prints the secrets of a Token held in one.
 type Token struct {
 	// ID identifies the token in its store. SaveToken assigns an unguessable
 	// one when it is empty. It may hold only A-Z, a-z, 0-9, '.', '_' and '-'.
@@ -75,7 +79,7 @@ func (t *Token) ValidAt(now time.Time) bool {
 	return !t.ExpiresWithin(now, ExpiryMargin)
 }
 
-// ExpiresWithin reports whether the access token expires before now+d. A
+// ExpiresWithin reports whether the access token expires at or before now+d. A
 // token with a zero Expiry never does. It is safe to call on a nil *Token,
 // which has nothing that could expire.
 func (t *Token) ExpiresWithin(now time.Time, d time.Duration) bool {
