@@ -9,15 +9,21 @@ import "github.com/redis/go-redis/v9"
 //
 // ARGV[1] is the revision expected: -1 any (insert or overwrite), 0 the hash
 // must not exist, n the hash must be at revision n. ARGV[2] is the TTL in
-// milliseconds, 0 for none. ARGV[3...] are field, value pairs.
+// milliseconds, 0 for none. When KEYS[2] is given it is a lock in the same
+// slot, and the write happens only while it holds ARGV[3] (the fencing
+// token). ARGV[4...] are field, value pairs.
 //
-// It returns {new revision, old fields as a flat list}, or {-1, current
-// revision} when the expected revision does not hold.
+// It returns {new revision, old fields as a flat list}, {-1, current
+// revision} when the expected revision does not hold, or {-2, current
+// revision} when the lock does not.
 var writeScript = redis.NewScript(`
 local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 local expect = tonumber(ARGV[1])
 if expect >= 0 and cur ~= expect then
   return {-1, cur}
+end
+if #KEYS > 1 and redis.call('GET', KEYS[2]) ~= ARGV[3] then
+  return {-2, cur}
 end
 local old = {}
 if cur > 0 then
@@ -26,7 +32,7 @@ if cur > 0 then
 end
 local v = cur + 1
 redis.call('HSET', KEYS[1], 'v', v)
-for i = 3, #ARGV, 200 do
+for i = 4, #ARGV, 200 do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 199, #ARGV)))
 end
 local ttl = tonumber(ARGV[2])

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -190,7 +191,7 @@ func (s *Store) SaveToken(ctx context.Context, token *tokencache.Token) error {
 			err  error
 		)
 		if rule == tokencache.RuleID {
-			done, err = s.saveByID(ctx, token, now)
+			done, err = s.saveByID(ctx, token, now, nil)
 		} else {
 			done, err = s.saveByIndex(ctx, token, rule, now)
 		}
@@ -214,9 +215,42 @@ func (s *Store) SaveToken(ctx context.Context, token *tokencache.Token) error {
 	}
 }
 
+// errLockLost is how saveByID reports that the fencing lock did not hold.
+var errLockLost = fmt.Errorf("%w: the lock guarding the save is no longer held", tokencache.ErrConflict)
+
+// SaveTokenIfLocked is SaveToken for a lock holder: token must have its ID,
+// and the save happens only while the lock lockKey still holds lockToken,
+// checked in the same atomic write as the token. Otherwise nothing changes
+// and the error wraps tokencache.ErrConflict, so that a holder whose lock
+// expired cannot overwrite what the next holder wrote. lockKey must carry
+// the token's hash tag ("...{ID}"), as lock.Locker's keys do, so that both
+// keys share a Cluster slot.
+func (s *Store) SaveTokenIfLocked(ctx context.Context, token *tokencache.Token, lockKey, lockToken string) error {
+	if s.err != nil {
+		return s.err
+	}
+	now := s.now()
+	if err := tokencache.ValidateSave(token, now); err != nil {
+		return err
+	}
+	if token.ID == "" {
+		return fmt.Errorf("%w: SaveTokenIfLocked needs the token's ID", tokencache.ErrInvalidToken)
+	}
+	if !strings.HasSuffix(lockKey, "{"+token.ID+"}") || lockToken == "" {
+		return fmt.Errorf("%w: lock key must end with {%s} and the lock token must be set", tokencache.ErrInvalidToken, token.ID)
+	}
+	if _, err := s.saveByID(ctx, token, now, &fence{key: lockKey, token: lockToken}); err != nil {
+		if errors.Is(err, tokencache.ErrConflict) {
+			return fmt.Errorf("redisstore: save token %s: %w", token.ID, err)
+		}
+		return wrap("save token", err)
+	}
+	return nil
+}
+
 // saveByID saves a token that names its ID: an update, or an insert with a
-// caller-chosen ID.
-func (s *Store) saveByID(ctx context.Context, token *tokencache.Token, now time.Time) (bool, error) {
+// caller-chosen ID. A non-nil f makes the write conditional on that lock.
+func (s *Store) saveByID(ctx context.Context, token *tokencache.Token, now time.Time, f *fence) (bool, error) {
 	expect := token.Version
 	if expect == 0 {
 		expect = -1 // whatever is stored, or nothing
@@ -226,7 +260,7 @@ func (s *Store) saveByID(ctx context.Context, token *tokencache.Token, now time.
 		if token.Version == 0 {
 			p.SAdd(ctx, s.keys.ids(), token.ID) // may be new; a set member without a hash is cleaned by GetTokens
 		}
-		write = s.write(ctx, p, token.ID, expect, s.hashTTL(*token, now), *token, false)
+		write = s.write(ctx, p, token.ID, expect, s.hashTTL(*token, now), *token, false, f)
 		return nil
 	})
 	if err != nil {
@@ -236,8 +270,11 @@ func (s *Store) saveByID(ctx context.Context, token *tokencache.Token, now time.
 	if err != nil {
 		return false, err
 	}
-	if version < 0 {
+	switch version {
+	case -1:
 		return false, tokencache.ErrConflict
+	case -2:
+		return false, errLockLost
 	}
 	return true, s.afterWrite(ctx, token, token.ID, version, old, now, false)
 }
@@ -255,7 +292,7 @@ func (s *Store) saveByIndex(ctx context.Context, token *tokencache.Token, rule t
 			return false, tokencache.ErrConflict
 		}
 		id := current.token.ID
-		write := s.write(ctx, s.rdb, id, current.token.Version, s.hashTTL(*token, now), *token, false)
+		write := s.write(ctx, s.rdb, id, current.token.Version, s.hashTTL(*token, now), *token, false, nil)
 		version, old, err := s.writeResult(id, write)
 		if err != nil {
 			return false, err
@@ -283,7 +320,7 @@ func (s *Store) insert(ctx context.Context, token *tokencache.Token, rule tokenc
 	var write *redis.Cmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.SAdd(ctx, s.keys.ids(), id)
-		write = s.write(ctx, p, id, 0, min(orPending(ttl), pendingTTL), *token, true)
+		write = s.write(ctx, p, id, 0, min(orPending(ttl), pendingTTL), *token, true, nil)
 		return nil
 	})
 	if err != nil {
@@ -320,18 +357,31 @@ func orPending(ttl time.Duration) time.Duration {
 	return ttl
 }
 
-// write queues or runs the write script for the token with this ID.
-func (s *Store) write(ctx context.Context, c redis.Scripter, id string, expect int64, ttl time.Duration, t tokencache.Token, pending bool) *redis.Cmd {
-	args := append([]any{expect, ttl.Milliseconds()}, encodeFields(t, pending)...)
+// fence names a lock that must still hold a value for a write to happen.
+type fence struct {
+	key, token string
+}
+
+// write queues or runs the write script for the token with this ID; a
+// non-nil f makes it conditional on the lock.
+func (s *Store) write(ctx context.Context, c redis.Scripter, id string, expect int64, ttl time.Duration, t tokencache.Token, pending bool, f *fence) *redis.Cmd {
+	keys := []string{s.keys.hash(id)}
+	lockToken := ""
+	if f != nil {
+		keys = append(keys, f.key)
+		lockToken = f.token
+	}
+	args := append([]any{expect, ttl.Milliseconds(), lockToken}, encodeFields(t, pending)...)
 	if _, isPipe := c.(redis.Pipeliner); isPipe {
 		// A pipeline cannot fall back from EVALSHA to EVAL on NOSCRIPT.
-		return writeScript.Eval(ctx, c, []string{s.keys.hash(id)}, args...)
+		return writeScript.Eval(ctx, c, keys, args...)
 	}
-	return writeScript.Run(ctx, c, []string{s.keys.hash(id)}, args...)
+	return writeScript.Run(ctx, c, keys, args...)
 }
 
 // writeResult decodes the write script's reply: the new revision (-1 on a
-// revision mismatch) and the token it replaced, if any.
+// revision mismatch, -2 when the fencing lock was lost) and the token it
+// replaced, if any.
 func (s *Store) writeResult(id string, cmd *redis.Cmd) (int64, *tokencache.Token, error) {
 	res, err := cmd.Slice()
 	if err != nil {
@@ -345,7 +395,7 @@ func (s *Store) writeResult(id string, cmd *redis.Cmd) (int64, *tokencache.Token
 		return 0, nil, fmt.Errorf("write script replied revision %v", res[0])
 	}
 	if version < 0 {
-		return -1, nil, nil
+		return version, nil, nil
 	}
 	flat, _ := res[1].([]any)
 	d, found, err := decodeFlat(id, flat)

@@ -663,3 +663,60 @@ func TestRedisDown(t *testing.T) {
 		})
 	}
 }
+
+func TestSaveTokenIfLocked(t *testing.T) {
+	tg := redistest.New(t)
+	rdb := tg.Client(t)
+	s := newStore(t, rdb)
+	tok := mustSave(t, s, secretToken())
+	lockKey := s.Namespace() + ":lock:{" + tok.ID + "}"
+	if err := rdb.Set(ctx, lockKey, "holder-1", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Del(context.Background(), lockKey) })
+
+	tok.AccessToken = "renewed-by-holder-1"
+	if err := s.SaveTokenIfLocked(ctx, &tok, lockKey, "holder-1"); err != nil {
+		t.Fatalf("save while holding the lock = %v", err)
+	}
+	if tok.Version != 2 {
+		t.Errorf("Version after the fenced save = %d, want 2", tok.Version)
+	}
+
+	// The lock passes to holder 2: holder 1 can no longer commit.
+	if err := rdb.Set(ctx, lockKey, "holder-2", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	late := tok
+	late.AccessToken = "late-write-of-holder-1"
+	if err := s.SaveTokenIfLocked(ctx, &late, lockKey, "holder-1"); !errors.Is(err, tokencache.ErrConflict) {
+		t.Errorf("save after losing the lock = %v, want ErrConflict", err)
+	}
+	// And with the lock gone altogether.
+	if err := rdb.Del(ctx, lockKey).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveTokenIfLocked(ctx, &late, lockKey, "holder-1"); !errors.Is(err, tokencache.ErrConflict) {
+		t.Errorf("save after the lock expired = %v, want ErrConflict", err)
+	}
+	got, err := s.FindTokenByID(ctx, tok.ID)
+	if err != nil || got.AccessToken != "renewed-by-holder-1" || got.Version != 2 {
+		t.Errorf("stored after refused saves = %v, %v", got, err)
+	}
+	if _, err := s.FindToken(ctx, tokencache.Token{AccessToken: "late-write-of-holder-1"}); !errors.Is(err, tokencache.ErrNotFound) {
+		t.Errorf("the refused value is findable: %v", err)
+	}
+
+	for name, tc := range map[string]struct {
+		tok       tokencache.Token
+		key, lock string
+	}{
+		"no ID":                  {tokencache.Token{AccessToken: "a"}, lockKey, "x"},
+		"lock key of another ID": {tok, s.Namespace() + ":lock:{other}", "x"},
+		"empty lock token":       {tok, lockKey, ""},
+	} {
+		if err := s.SaveTokenIfLocked(ctx, &tc.tok, tc.key, tc.lock); !errors.Is(err, tokencache.ErrInvalidToken) {
+			t.Errorf("%s: SaveTokenIfLocked = %v, want ErrInvalidToken", name, err)
+		}
+	}
+}
