@@ -79,6 +79,7 @@ func New(t testing.TB) *Target {
 		t.Fatalf("redistest: %s=1 but neither %s nor %s names a server", EnvRequire, EnvURL, EnvClusterAddrs)
 	}
 	mr := miniredis.RunT(t)
+	mr.ClockTTL(true) // TTLs run on the wall clock, as in a real Redis (locks must expire by themselves)
 	return &Target{Kind: Mini, Mini: mr, newClient: func() redis.UniversalClient {
 		return redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
 	}}
