@@ -278,3 +278,15 @@ func (l *Locker) Close() error {
 	}
 	return h.close()
 }
+
+// InNamespace returns a Locker over the same client and options whose keys
+// start with ns; l itself when ns is already its namespace. The new Locker
+// has a subscription of its own: Close it when done.
+func (l *Locker) InNamespace(ns string) *Locker {
+	if ns == l.cfg.namespace {
+		return l
+	}
+	cfg := l.cfg
+	WithNamespace(ns)(&cfg)
+	return &Locker{rdb: l.rdb, rl: l.rl, cfg: cfg}
+}
