@@ -42,9 +42,14 @@ type Target struct {
 	// Mini is the embedded server when Kind is Mini, else nil. Tests use it
 	// to move time forward (FastForward) or to stop the server.
 	Mini *miniredis.Miniredis
-	// Options make more clients of the same server: NewClient.
 	newClient func() redis.UniversalClient
+	env       []string // what makes a child process's New find this server
 }
+
+// Env returns the environment entries that make New, in a child process,
+// talk to the same server: a test that starts helper processes appends
+// them to the child's environment.
+func (tg *Target) Env() []string { return append([]string(nil), tg.env...) }
 
 // Required reports whether TOKENCACHE_REQUIRE_REDIS asks for a real server.
 func Required() bool { return os.Getenv(EnvRequire) == "1" }
@@ -56,7 +61,7 @@ func New(t testing.TB) *Target {
 	t.Helper()
 	if addrs := os.Getenv(EnvClusterAddrs); addrs != "" {
 		list := strings.Split(addrs, ",")
-		tg := &Target{Kind: Cluster, newClient: func() redis.UniversalClient {
+		tg := &Target{Kind: Cluster, env: []string{EnvClusterAddrs + "=" + addrs}, newClient: func() redis.UniversalClient {
 			return redis.NewClusterClient(&redis.ClusterOptions{Addrs: list, ContextTimeoutEnabled: true})
 		}}
 		tg.ping(t, addrs)
@@ -68,7 +73,7 @@ func New(t testing.TB) *Target {
 			t.Fatalf("redistest: %s: %v", EnvURL, err)
 		}
 		opts.ContextTimeoutEnabled = true
-		tg := &Target{Kind: Standalone, newClient: func() redis.UniversalClient {
+		tg := &Target{Kind: Standalone, env: []string{EnvURL + "=" + url}, newClient: func() redis.UniversalClient {
 			o := *opts
 			return redis.NewClient(&o)
 		}}
@@ -80,7 +85,7 @@ func New(t testing.TB) *Target {
 	}
 	mr := miniredis.RunT(t)
 	mr.ClockTTL(true) // TTLs run on the wall clock, as in a real Redis (locks must expire by themselves)
-	return &Target{Kind: Mini, Mini: mr, newClient: func() redis.UniversalClient {
+	return &Target{Kind: Mini, Mini: mr, env: []string{EnvURL + "=redis://" + mr.Addr()}, newClient: func() redis.UniversalClient {
 		return redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
 	}}
 }
