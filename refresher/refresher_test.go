@@ -134,6 +134,7 @@ type fleet struct {
 	clock   *clock
 	workers []*refresher.Refresher
 	stores  []*redisstore.Store
+	lockers []*lock.Locker
 }
 
 func newFleet(t *testing.T, n int, ep *fakeEndpoint, lockOpts []lock.Option, opts ...refresher.Option) *fleet {
@@ -149,6 +150,7 @@ func newFleet(t *testing.T, n int, ep *fakeEndpoint, lockOpts []lock.Option, opt
 		t.Cleanup(func() { _ = r.Close() })
 		f.workers = append(f.workers, r)
 		f.stores = append(f.stores, store)
+		f.lockers = append(f.lockers, locker)
 	}
 	t.Cleanup(func() { _ = f.stores[0].DeleteTokens(context.Background()) })
 	return f
