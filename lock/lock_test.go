@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -213,11 +214,7 @@ func TestOneSubscriptionPerLocker(t *testing.T) {
 		defer w.Stop()
 		watches[i] = w
 	}
-	subs, err := rdb.PubSubNumSub(ctx, l.Namespace()+":events").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := subs[l.Namespace()+":events"]; got != 1 {
+	if got := subscribers(t, rdb, l.Namespace()+":events"); got != 1 {
 		t.Errorf("%d watches made %d subscriptions, want 1", n, got)
 	}
 
@@ -240,6 +237,28 @@ func TestOneSubscriptionPerLocker(t *testing.T) {
 	if err := watches[0].Wait(wctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("watch of tok0 woken by news of tok3: %v", err)
 	}
+}
+
+// subscribers counts the subscribers of channel on every node: a Cluster
+// answers PUBSUB NUMSUB for the node asked only.
+func subscribers(t *testing.T, rdb redis.UniversalClient, channel string) int64 {
+	t.Helper()
+	var total atomic.Int64
+	count := func(ctx context.Context, c redis.Cmdable) error {
+		subs, err := c.PubSubNumSub(ctx, channel).Result()
+		total.Add(subs[channel])
+		return err
+	}
+	var err error
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachShard(ctx, func(ctx context.Context, node *redis.Client) error { return count(ctx, node) })
+	} else {
+		err = count(ctx, rdb)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return total.Load()
 }
 
 func TestWatchPollsWithoutMessages(t *testing.T) {
