@@ -26,7 +26,7 @@ func newLocker(t *testing.T, rdb redis.UniversalClient, opts ...lock.Option) *lo
 }
 
 func TestTryObtainExcludesOthers(t *testing.T) {
-	tg := redistest.New(t)
+	tg := redistest.New(t).ExpireOnWallClock()
 	a := newLocker(t, tg.Client(t))
 	b := lock.New(tg.Client(t), lock.WithNamespace(a.Namespace())) // another process
 	t.Cleanup(func() { _ = b.Close() })
@@ -71,7 +71,7 @@ func TestTryObtainExcludesOthers(t *testing.T) {
 }
 
 func TestWatchdogKeepsTheLock(t *testing.T) {
-	tg := redistest.New(t)
+	tg := redistest.New(t).ExpireOnWallClock()
 	rdb := tg.Client(t)
 	const ttl = 300 * time.Millisecond
 	l := newLocker(t, rdb, lock.WithTTL(ttl))
@@ -99,7 +99,7 @@ func TestWatchdogKeepsTheLock(t *testing.T) {
 }
 
 func TestLostLockIsReported(t *testing.T) {
-	tg := redistest.New(t)
+	tg := redistest.New(t).ExpireOnWallClock()
 	rdb := tg.Client(t)
 	l := newLocker(t, rdb, lock.WithTTL(300*time.Millisecond))
 	held, err := l.TryObtain(ctx, "stolen", 0)
@@ -128,7 +128,7 @@ func TestLostLockIsReported(t *testing.T) {
 }
 
 func TestObtainIsWokenByRelease(t *testing.T) {
-	tg := redistest.New(t)
+	tg := redistest.New(t).ExpireOnWallClock()
 	// A poll interval far beyond the test's bound: only the message can
 	// wake the waiter in time.
 	a := newLocker(t, tg.Client(t), lock.WithPollInterval(time.Minute))
@@ -163,7 +163,7 @@ func TestObtainIsWokenByRelease(t *testing.T) {
 }
 
 func TestObtainTakesOverFromADeadHolder(t *testing.T) {
-	tg := redistest.New(t)
+	tg := redistest.New(t).ExpireOnWallClock()
 	rdb := tg.Client(t)
 	l := newLocker(t, rdb, lock.WithPollInterval(50*time.Millisecond))
 	// A holder that died: its lock has no watchdog and no release message
@@ -186,7 +186,7 @@ func TestObtainTakesOverFromADeadHolder(t *testing.T) {
 }
 
 func TestObtainHonoursContext(t *testing.T) {
-	tg := redistest.New(t)
+	tg := redistest.New(t).ExpireOnWallClock()
 	l := newLocker(t, tg.Client(t))
 	held, err := l.TryObtain(ctx, "busy", 0)
 	if err != nil {
@@ -201,7 +201,7 @@ func TestObtainHonoursContext(t *testing.T) {
 }
 
 func TestOneSubscriptionPerLocker(t *testing.T) {
-	tg := redistest.New(t)
+	tg := redistest.New(t).ExpireOnWallClock()
 	rdb := tg.Client(t)
 	l := newLocker(t, rdb, lock.WithPollInterval(time.Minute))
 	const n = 50
@@ -262,7 +262,7 @@ func subscribers(t *testing.T, rdb redis.UniversalClient, channel string) int64 
 }
 
 func TestWatchPollsWithoutMessages(t *testing.T) {
-	tg := redistest.New(t)
+	tg := redistest.New(t).ExpireOnWallClock()
 	l := newLocker(t, tg.Client(t), lock.WithPollInterval(20*time.Millisecond))
 	w, err := l.Watch(ctx, "quiet")
 	if err != nil {
@@ -277,7 +277,7 @@ func TestWatchPollsWithoutMessages(t *testing.T) {
 }
 
 func TestCooldown(t *testing.T) {
-	tg := redistest.New(t)
+	tg := redistest.New(t).ExpireOnWallClock()
 	l := newLocker(t, tg.Client(t))
 	if r, err := l.Cooldown(ctx, "tok"); err != nil || r != "" {
 		t.Errorf("Cooldown of a fresh token = %q, %v", r, err)

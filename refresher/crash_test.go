@@ -27,7 +27,7 @@ const (
 // in the middle of its refresh, and checks that another worker completes
 // the refresh within the lock TTL plus one second.
 func TestHolderCrash(t *testing.T) {
-	tg := redistest.New(t)
+	tg := redistest.New(t).ExpireOnWallClock()
 	ns := redistest.Namespace(t)
 	rdb := tg.Client(t)
 	store := redisstore.New(rdb, redisstore.WithNamespace(ns))
@@ -118,7 +118,7 @@ func TestHolderCrashHelper(t *testing.T) {
 	if ns == "" {
 		t.Skip("helper process of TestHolderCrash; runs only when started by it")
 	}
-	tg := redistest.New(t)
+	tg := redistest.New(t).ExpireOnWallClock()
 	rdb := tg.Client(t)
 	store := redisstore.New(rdb, redisstore.WithNamespace(ns))
 	locker := lock.New(rdb, lock.WithNamespace(ns))

@@ -139,7 +139,7 @@ type fleet struct {
 
 func newFleet(t *testing.T, n int, ep *fakeEndpoint, lockOpts []lock.Option, opts ...refresher.Option) *fleet {
 	t.Helper()
-	tg := redistest.New(t)
+	tg := redistest.New(t).ExpireOnWallClock()
 	f := &fleet{target: tg, ns: redistest.Namespace(t), ep: ep, clock: ep.clock}
 	for range n {
 		rdb := tg.Client(t)
@@ -216,7 +216,7 @@ func TestStampedeOneRefreshPerExpiry(t *testing.T) {
 
 func TestStampedeWithoutLocker(t *testing.T) {
 	ep := newEndpoint(newClock())
-	tg := redistest.New(t)
+	tg := redistest.New(t).ExpireOnWallClock()
 	store := redisstore.New(tg.Client(t), redisstore.WithNamespace(redistest.Namespace(t)))
 	t.Cleanup(func() { _ = store.DeleteTokens(context.Background()) })
 	r := refresher.New(store, nil, ep, refresher.WithClock(ep.clock.Now))

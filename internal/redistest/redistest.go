@@ -46,6 +46,18 @@ type Target struct {
 	env       []string // what makes a child process's New find this server
 }
 
+// ExpireOnWallClock makes keys expire by themselves as time passes, as in a
+// real Redis, which tests of locks need: miniredis otherwise expires keys
+// only when told to (FastForward). It returns tg. It costs miniredis speed
+// on every command, so tests that do not need it leave it off. Real servers
+// always behave so.
+func (tg *Target) ExpireOnWallClock() *Target {
+	if tg.Mini != nil {
+		tg.Mini.ClockTTL(true)
+	}
+	return tg
+}
+
 // Env returns the environment entries that make New, in a child process,
 // talk to the same server: a test that starts helper processes appends
 // them to the child's environment.
@@ -84,7 +96,6 @@ func New(t testing.TB) *Target {
 		t.Fatalf("redistest: %s=1 but neither %s nor %s names a server", EnvRequire, EnvURL, EnvClusterAddrs)
 	}
 	mr := miniredis.RunT(t)
-	mr.ClockTTL(true) // TTLs run on the wall clock, as in a real Redis (locks must expire by themselves)
 	return &Target{Kind: Mini, Mini: mr, env: []string{EnvURL + "=redis://" + mr.Addr()}, newClient: func() redis.UniversalClient {
 		return redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
 	}}
