@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,7 +32,8 @@ type config struct {
 	indexKey  []byte
 	now       func() time.Time
 	hints     int
-	err       error // the first invalid option
+	obs       Observer // nil: nobody is told
+	err       error    // the first invalid option
 }
 
 func newConfig(opts []Option) config {
@@ -125,5 +127,40 @@ func WithHintCacheSize(n int) Option {
 			return
 		}
 		c.hints = n
+	}
+}
+
+// Operation names passed to Observer.StoreOperation, one per public method
+// of Store. They follow the Zoho SDKs' TokenStore method names.
+const (
+	OpFindToken         = "find_token"
+	OpFindTokenByID     = "find_token_by_id"
+	OpSaveToken         = "save_token"
+	OpSaveTokenIfLocked = "save_token_if_locked"
+	OpDeleteToken       = "delete_token"
+	OpGetTokens         = "get_tokens"
+	OpDeleteTokens      = "delete_tokens"
+)
+
+// Observer is told about every call of a Store's public methods, for
+// metrics and traces; package telemetry implements it with OpenTelemetry.
+// Its methods are called concurrently and must not block.
+type Observer interface {
+	// StoreOperation is called when the method op (one of the Op
+	// constants) starts. The method runs on the context it returns, so
+	// that a span started here is the parent of the Redis commands, and
+	// calls done exactly once when it returns, with its error: nil on
+	// success, one wrapping tokencache.ErrNotFound on a miss. Neither the
+	// query nor the token is passed: an Observer never sees a secret.
+	StoreOperation(ctx context.Context, op string) (_ context.Context, done func(err error))
+}
+
+// WithObserver makes the Store report each call of its public methods to
+// o. A nil o is ignored. Without an observer a call costs nothing extra.
+func WithObserver(o Observer) Option {
+	return func(c *config) {
+		if o != nil {
+			c.obs = o
+		}
 	}
 }

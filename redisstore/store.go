@@ -31,7 +31,8 @@ type Store struct {
 	retention time.Duration
 	now       func() time.Time
 	hints     *hints
-	err       error // an invalid option; returned by every method
+	obs       Observer // nil without WithObserver
+	err       error    // an invalid option; returned by every method
 }
 
 var _ tokencache.Store = (*Store)(nil)
@@ -47,6 +48,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 		retention: c.retention,
 		now:       c.now,
 		hints:     newHints(c.hints),
+		obs:       c.obs,
 		err:       c.err,
 	}
 	if rdb == nil && s.err == nil {
@@ -70,6 +72,16 @@ func wrap(op string, err error) error {
 
 // FindToken returns the token query matches; see tokencache.Store.
 func (s *Store) FindToken(ctx context.Context, query tokencache.Token) (tokencache.Token, error) {
+	if s.obs == nil {
+		return s.findToken(ctx, query)
+	}
+	ctx, done := s.obs.StoreOperation(ctx, OpFindToken)
+	t, err := s.findToken(ctx, query)
+	done(err)
+	return t, err
+}
+
+func (s *Store) findToken(ctx context.Context, query tokencache.Token) (tokencache.Token, error) {
 	if s.err != nil {
 		return tokencache.Token{}, s.err
 	}
@@ -98,13 +110,23 @@ func (s *Store) FindToken(ctx context.Context, query tokencache.Token) (tokencac
 
 // FindTokenByID returns the token with this ID; see tokencache.Store.
 func (s *Store) FindTokenByID(ctx context.Context, id string) (tokencache.Token, error) {
+	if s.obs == nil {
+		return s.findTokenByID(ctx, id)
+	}
+	ctx, done := s.obs.StoreOperation(ctx, OpFindTokenByID)
+	t, err := s.findTokenByID(ctx, id)
+	done(err)
+	return t, err
+}
+
+func (s *Store) findTokenByID(ctx context.Context, id string) (tokencache.Token, error) {
 	if s.err != nil {
 		return tokencache.Token{}, s.err
 	}
 	if err := tokencache.ValidateID(id); err != nil {
 		return tokencache.Token{}, err
 	}
-	return s.FindToken(ctx, tokencache.Token{ID: id})
+	return s.findToken(ctx, tokencache.Token{ID: id})
 }
 
 // readHash reads the hash of the token with this ID.
@@ -174,6 +196,16 @@ func (s *Store) lookup(ctx context.Context, query tokencache.Token, rule tokenca
 
 // SaveToken inserts or updates token; see tokencache.Store.
 func (s *Store) SaveToken(ctx context.Context, token *tokencache.Token) error {
+	if s.obs == nil {
+		return s.saveToken(ctx, token)
+	}
+	ctx, done := s.obs.StoreOperation(ctx, OpSaveToken)
+	err := s.saveToken(ctx, token)
+	done(err)
+	return err
+}
+
+func (s *Store) saveToken(ctx context.Context, token *tokencache.Token) error {
 	if s.err != nil {
 		return s.err
 	}
@@ -226,6 +258,16 @@ var errLockLost = fmt.Errorf("%w: the lock guarding the save is no longer held",
 // the token's hash tag ("...{ID}"), as lock.Locker's keys do, so that both
 // keys share a Cluster slot.
 func (s *Store) SaveTokenIfLocked(ctx context.Context, token *tokencache.Token, lockKey, lockToken string) error {
+	if s.obs == nil {
+		return s.saveTokenIfLocked(ctx, token, lockKey, lockToken)
+	}
+	ctx, done := s.obs.StoreOperation(ctx, OpSaveTokenIfLocked)
+	err := s.saveTokenIfLocked(ctx, token, lockKey, lockToken)
+	done(err)
+	return err
+}
+
+func (s *Store) saveTokenIfLocked(ctx context.Context, token *tokencache.Token, lockKey, lockToken string) error {
 	if s.err != nil {
 		return s.err
 	}
@@ -508,6 +550,16 @@ func (s *Store) indexTTL(rule tokencache.Rule, t tokencache.Token, now time.Time
 
 // DeleteToken removes the token with this ID; see tokencache.Store.
 func (s *Store) DeleteToken(ctx context.Context, id string) error {
+	if s.obs == nil {
+		return s.deleteToken(ctx, id)
+	}
+	ctx, done := s.obs.StoreOperation(ctx, OpDeleteToken)
+	err := s.deleteToken(ctx, id)
+	done(err)
+	return err
+}
+
+func (s *Store) deleteToken(ctx context.Context, id string) error {
 	if s.err != nil {
 		return s.err
 	}
@@ -557,6 +609,16 @@ func (s *Store) unlink(ctx context.Context, ids []string, old []tokencache.Token
 // set of IDs in batches and each batch's hashes in one pipeline, and drops
 // IDs whose hash has expired.
 func (s *Store) GetTokens(ctx context.Context) ([]tokencache.Token, error) {
+	if s.obs == nil {
+		return s.getTokens(ctx)
+	}
+	ctx, done := s.obs.StoreOperation(ctx, OpGetTokens)
+	t, err := s.getTokens(ctx)
+	done(err)
+	return t, err
+}
+
+func (s *Store) getTokens(ctx context.Context) ([]tokencache.Token, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
@@ -593,6 +655,16 @@ func (s *Store) GetTokens(ctx context.Context) ([]tokencache.Token, error) {
 // walks the set of IDs in batches and unlinks each batch's hashes and index
 // entries; keys of other namespaces are never touched.
 func (s *Store) DeleteTokens(ctx context.Context) error {
+	if s.obs == nil {
+		return s.deleteTokens(ctx)
+	}
+	ctx, done := s.obs.StoreOperation(ctx, OpDeleteTokens)
+	err := s.deleteTokens(ctx)
+	done(err)
+	return err
+}
+
+func (s *Store) deleteTokens(ctx context.Context) error {
 	if s.err != nil {
 		return s.err
 	}

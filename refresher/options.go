@@ -1,6 +1,7 @@
 package refresher
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -34,6 +35,7 @@ type config struct {
 	refreshTimeout time.Duration
 	deadMemory     time.Duration
 	now            func() time.Time
+	obs            Observer // nil: nobody is told
 	err            error
 }
 
@@ -144,6 +146,74 @@ func WithClock(now func() time.Time) Option {
 	return func(c *config) {
 		if now != nil {
 			c.now = now
+		}
+	}
+}
+
+// Result is what a Token call did, as reported to an Observer.
+type Result string
+
+// The results of a Token call.
+const (
+	// ResultFresh: the token read was fresh (or, for a query with only an
+	// access token, saved as given), and is returned.
+	ResultFresh Result = "fresh"
+	// ResultStaleServed: the token read is inside the refresh window, or
+	// its renewal failed while it is still valid; it is returned as it is.
+	ResultStaleServed Result = "stale_served"
+	// ResultRefreshed: the token had expired (or did not exist yet) and
+	// this caller's flight called the Endpoint for the token returned.
+	ResultRefreshed Result = "refreshed"
+	// ResultWaited: the token had expired (or did not exist yet) and was
+	// renewed by another goroutine of this process or by another worker;
+	// the caller returns that result.
+	ResultWaited Result = "waited"
+	// ResultError: Token returned an error.
+	ResultError Result = "error"
+)
+
+// Outcome is how a call to the Endpoint ended, as reported to an Observer.
+type Outcome string
+
+// The outcomes of an Endpoint call.
+const (
+	OutcomeOK           Outcome = "ok"
+	OutcomeInvalidGrant Outcome = "invalid_grant" // the error wraps ErrInvalidGrant
+	OutcomeError        Outcome = "error"         // any other error: transient
+)
+
+// Observer is told what a Refresher does, for metrics and traces; package
+// telemetry implements it with OpenTelemetry. Its methods are called
+// concurrently and must not block. No method is given a query or a token:
+// an Observer never sees a secret or a user name.
+type Observer interface {
+	// TokenCall is called when Refresher.Token starts. Token goes on with
+	// the context it returns (so a span started here is the parent of the
+	// store calls and of a refresh made on the caller's behalf) and calls
+	// done exactly once as it returns, with its result and its error (nil
+	// unless result is ResultError).
+	TokenCall(ctx context.Context) (_ context.Context, done func(result Result, err error))
+	// RefreshCall is called when this process calls the Endpoint: a
+	// refresh, or an exchange of a grant token when exchange is set. id
+	// is the token's ID, or "" when the query has no token yet. The call
+	// runs on the context it returns, and done is called exactly once
+	// when it returns, with its outcome and error; it measures how long
+	// the Endpoint took. A renewal in the background is reported too.
+	RefreshCall(ctx context.Context, id string, exchange bool) (_ context.Context, done func(outcome Outcome, err error))
+	// LockWait reports that a Token caller waited this long for a renewal
+	// made by someone else: another goroutine of this process (the
+	// caller shared its flight) or another worker (the flight waited for
+	// that worker's lock). It is called once per caller that waited, as
+	// the wait ends, also when it ended in an error.
+	LockWait(ctx context.Context, waited time.Duration)
+}
+
+// WithObserver makes the Refresher report its Token calls, Endpoint calls
+// and waits to o. A nil o is ignored.
+func WithObserver(o Observer) Option {
+	return func(c *config) {
+		if o != nil {
+			c.obs = o
 		}
 	}
 }

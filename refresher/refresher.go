@@ -22,6 +22,10 @@
 // transient: a shared cooldown keeps the fleet from hammering the server,
 // callers whose token has not expired keep getting it, and the others get
 // an error wrapping ErrTemporary and the cause.
+//
+// WithObserver reports every Token call's result, every call to the
+// Endpoint and every wait for another worker's refresh to an Observer;
+// package telemetry turns them into OpenTelemetry metrics and spans.
 package refresher
 
 import (
@@ -34,6 +38,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -113,28 +118,38 @@ func (r *Refresher) Close() error {
 // token; ErrTemporary (with the cause) for failures that may pass; ctx's
 // error when ctx ends first.
 func (r *Refresher) Token(ctx context.Context, query tokencache.Token) (tokencache.Token, error) {
+	if r.cfg.obs == nil {
+		tok, _, err := r.token(ctx, query)
+		return tok, err
+	}
+	ctx, done := r.cfg.obs.TokenCall(ctx)
+	tok, result, err := r.token(ctx, query)
+	done(result, err)
+	return tok, err
+}
+
+// token is Token; it also says what it did, for the Observer.
+func (r *Refresher) token(ctx context.Context, query tokencache.Token) (tokencache.Token, Result, error) {
 	if r.cfg.err != nil {
-		return tokencache.Token{}, r.cfg.err
+		return tokencache.Token{}, ResultError, r.cfg.err
 	}
 	tok, err := r.store.FindToken(ctx, query)
 	switch {
 	case errors.Is(err, tokencache.ErrNotFound):
 		return r.acquire(ctx, query)
 	case err != nil:
-		return tokencache.Token{}, r.storeErr(ctx, err)
+		return tokencache.Token{}, ResultError, r.storeErr(ctx, err)
 	}
 	switch r.due(tok, r.cfg.now()) {
 	case fresh:
-		return tok, nil
+		return tok, ResultFresh, nil
 	case stale:
 		r.renewInBackground(ctx, tok.ID)
-		return tok, nil
+		return tok, ResultStaleServed, nil
 	default:
-		return r.wait(ctx, r.flights.DoChan(tok.ID, func() (any, error) {
-			dctx, cancel := r.detach(ctx)
-			defer cancel()
-			return r.renew(dctx, tok.ID, true)
-		}))
+		return r.share(ctx, tok.ID, func(ctx context.Context, fl *flight) (tokencache.Token, error) {
+			return r.renew(ctx, tok.ID, true, fl)
+		})
 	}
 }
 
@@ -158,17 +173,61 @@ func (r *Refresher) detach(ctx context.Context) (context.Context, context.Cancel
 	return context.WithTimeout(context.WithoutCancel(ctx), r.cfg.refreshTimeout+r.cfg.waitTimeout)
 }
 
-// wait returns a flight's result, or ctx's error when ctx ends first; the
-// flight goes on for the others.
-func (r *Refresher) wait(ctx context.Context, ch <-chan singleflight.Result) (tokencache.Token, error) {
+// flight is what a renewal or an acquisition shared by the callers of one
+// process did. Only the goroutine running it writes it; the callers read it
+// after it is done.
+type flight struct {
+	tok       tokencache.Token
+	refreshed bool          // this flight's Endpoint call made tok
+	stale     bool          // tok was not renewed (the renewal failed or is cooling down) but is still valid
+	waited    time.Duration // time spent waiting for another worker's lock
+}
+
+// share runs fn as this process's one flight for key, on a context detached
+// from the caller's (see detach), and returns its token, or ctx's error when
+// ctx ends first; the flight goes on for the others. The Result tells the
+// caller that started the flight from those that joined it.
+func (r *Refresher) share(ctx context.Context, key string, fn func(ctx context.Context, fl *flight) (tokencache.Token, error)) (tokencache.Token, Result, error) {
+	var led atomic.Bool // set when this caller's fn is the one that runs
+	start := time.Now()
+	ch := r.flights.DoChan(key, func() (any, error) {
+		led.Store(true)
+		dctx, cancel := r.detach(ctx)
+		defer cancel()
+		fl := &flight{}
+		tok, err := fn(dctx, fl)
+		fl.tok = tok
+		return fl, err
+	})
 	select {
 	case res := <-ch:
-		if res.Err != nil {
-			return tokencache.Token{}, res.Err
+		fl, _ := res.Val.(*flight)
+		if fl == nil {
+			fl = &flight{} // the flight did not return (runtime.Goexit): res.Err says so
 		}
-		return res.Val.(tokencache.Token), nil
+		leader := led.Load()
+		if obs := r.cfg.obs; obs != nil {
+			if !leader {
+				obs.LockWait(ctx, time.Since(start))
+			} else if fl.waited > 0 {
+				obs.LockWait(ctx, fl.waited)
+			}
+		}
+		switch {
+		case res.Err != nil:
+			return tokencache.Token{}, ResultError, res.Err
+		case leader && fl.refreshed:
+			return fl.tok, ResultRefreshed, nil
+		case fl.stale:
+			return fl.tok, ResultStaleServed, nil
+		default:
+			return fl.tok, ResultWaited, nil
+		}
 	case <-ctx.Done():
-		return tokencache.Token{}, ctx.Err()
+		if obs := r.cfg.obs; obs != nil && !led.Load() {
+			obs.LockWait(ctx, time.Since(start))
+		}
+		return tokencache.Token{}, ResultError, ctx.Err()
 	}
 }
 
@@ -192,7 +251,7 @@ func (r *Refresher) renewInBackground(ctx context.Context, id string) {
 		dctx, cancel := r.detach(ctx)
 		defer cancel()
 		defer r.forgetPause(id)
-		return r.renew(dctx, id, false)
+		return r.renew(dctx, id, false, &flight{})
 	})
 }
 
@@ -246,8 +305,9 @@ func (r *Refresher) window(t tokencache.Token) time.Duration {
 
 // renew makes the token with this ID fresh: it renews it while holding its
 // lock, or, when another worker holds the lock and wait is set, waits for
-// that worker's result. It runs on a context detached from any caller.
-func (r *Refresher) renew(ctx context.Context, id string, wait bool) (tokencache.Token, error) {
+// that worker's result. It runs on a context detached from any caller, and
+// records in fl what it did.
+func (r *Refresher) renew(ctx context.Context, id string, wait bool, fl *flight) (tokencache.Token, error) {
 	var watch *lock.Watch
 	if r.locker != nil {
 		w, err := r.locker.Watch(ctx, id)
@@ -269,12 +329,13 @@ func (r *Refresher) renew(ctx context.Context, id string, wait bool) (tokencache
 			return cur, nil
 		}
 		if tok, err, done := r.checkNote(ctx, cur); done {
+			fl.stale = err == nil
 			return tok, err
 		}
 		held, err := r.tryLock(ctx, id)
 		switch {
 		case err == nil:
-			return r.renewHolding(ctx, held, id)
+			return r.renewHolding(ctx, held, id, fl)
 		case !errors.Is(err, lock.ErrNotObtained):
 			return tokencache.Token{}, r.storeErr(ctx, err)
 		case !wait:
@@ -284,7 +345,9 @@ func (r *Refresher) renew(ctx context.Context, id string, wait bool) (tokencache
 			return tokencache.Token{}, fmt.Errorf("%w: waited %v for another worker's refresh of token %s", ErrTemporary, r.cfg.waitTimeout, id)
 		}
 		wctx, cancel := context.WithDeadline(ctx, waitUntil)
+		began := time.Now()
 		err = watch.Wait(wctx)
+		fl.waited += time.Since(began)
 		cancel()
 		if err != nil && ctx.Err() != nil {
 			return tokencache.Token{}, fmt.Errorf("%w: %w", ErrTemporary, err)
@@ -337,7 +400,7 @@ func (r *Refresher) checkNote(ctx context.Context, cur tokencache.Token) (tokenc
 
 // renewHolding renews the token while holding its lock (nil without a
 // Locker), and releases the lock.
-func (r *Refresher) renewHolding(ctx context.Context, held *lock.Lock, id string) (tokencache.Token, error) {
+func (r *Refresher) renewHolding(ctx context.Context, held *lock.Lock, id string, fl *flight) (tokencache.Token, error) {
 	defer func() {
 		if held != nil {
 			_ = held.Release(context.WithoutCancel(ctx))
@@ -352,11 +415,12 @@ func (r *Refresher) renewHolding(ctx context.Context, held *lock.Lock, id string
 		return cur, nil
 	}
 	if tok, err, done := r.checkNote(ctx, cur); done {
+		fl.stale = err == nil
 		return tok, err
 	}
 	renewed, err := r.callEndpoint(ctx, cur)
 	if err != nil {
-		return r.failed(ctx, cur, err)
+		return r.failed(ctx, cur, err, fl)
 	}
 	renewed.ID, renewed.Version = cur.ID, cur.Version
 	if err := r.save(ctx, held, &renewed); err != nil {
@@ -369,6 +433,7 @@ func (r *Refresher) renewHolding(ctx context.Context, held *lock.Lock, id string
 		return tokencache.Token{}, r.storeErr(ctx, err)
 	}
 	r.announce(ctx, id)
+	fl.refreshed = true
 	return renewed, nil
 }
 
@@ -377,15 +442,33 @@ func (r *Refresher) renewHolding(ctx context.Context, held *lock.Lock, id string
 func (r *Refresher) callEndpoint(ctx context.Context, cur tokencache.Token) (tokencache.Token, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.refreshTimeout)
 	defer cancel()
-	if cur.RefreshToken != "" {
-		return r.ep.Refresh(ctx, cur)
+	exchange := cur.RefreshToken == ""
+	if r.cfg.obs == nil {
+		return r.endpointCall(ctx, cur, exchange)
 	}
-	return r.ep.Exchange(ctx, cur)
+	ctx, done := r.cfg.obs.RefreshCall(ctx, cur.ID, exchange)
+	t, err := r.endpointCall(ctx, cur, exchange)
+	switch {
+	case err == nil:
+		done(OutcomeOK, nil)
+	case errors.Is(err, ErrInvalidGrant):
+		done(OutcomeInvalidGrant, err)
+	default:
+		done(OutcomeError, err)
+	}
+	return t, err
+}
+
+func (r *Refresher) endpointCall(ctx context.Context, cur tokencache.Token, exchange bool) (tokencache.Token, error) {
+	if exchange {
+		return r.ep.Exchange(ctx, cur)
+	}
+	return r.ep.Refresh(ctx, cur)
 }
 
 // failed handles an endpoint error for cur: a rejected grant is noted as
 // dead for the fleet, anything else starts the cooldown.
-func (r *Refresher) failed(ctx context.Context, cur tokencache.Token, cause error) (tokencache.Token, error) {
+func (r *Refresher) failed(ctx context.Context, cur tokencache.Token, cause error, fl *flight) (tokencache.Token, error) {
 	version := strconv.FormatInt(cur.Version, 10)
 	if errors.Is(cause, ErrInvalidGrant) {
 		// A holder whose lock expired may have renewed it meanwhile, spending
@@ -400,6 +483,7 @@ func (r *Refresher) failed(ctx context.Context, cur tokencache.Token, cause erro
 	_ = r.writeNote(ctx, cur.ID, noteCool+" "+version, r.cfg.cooldown)
 	r.announce(ctx, cur.ID)
 	if cur.AccessToken != "" && !cur.ExpiresWithin(r.cfg.now(), 0) {
+		fl.stale = true
 		return cur, nil // still valid: serve it through the outage
 	}
 	return tokencache.Token{}, fmt.Errorf("%w: refreshing token %s: %w", ErrTemporary, cur.ID, cause)
@@ -452,23 +536,21 @@ func (r *Refresher) writeNote(ctx context.Context, id, text string, d time.Durat
 }
 
 // acquire makes the first token for a query that matched nothing.
-func (r *Refresher) acquire(ctx context.Context, query tokencache.Token) (tokencache.Token, error) {
+func (r *Refresher) acquire(ctx context.Context, query tokencache.Token) (tokencache.Token, Result, error) {
 	switch {
 	case query.GrantToken != "" || query.RefreshToken != "":
 		key := pseudoID(query)
-		return r.wait(ctx, r.flights.DoChan(key, func() (any, error) {
-			dctx, cancel := r.detach(ctx)
-			defer cancel()
-			return r.acquireOnce(dctx, key, query)
-		}))
+		return r.share(ctx, key, func(ctx context.Context, fl *flight) (tokencache.Token, error) {
+			return r.acquireOnce(ctx, key, query, fl)
+		})
 	case tokencache.RuleOf(query) == tokencache.RuleAccessToken:
 		t := query
 		if err := r.store.SaveToken(ctx, &t); err != nil {
-			return tokencache.Token{}, r.storeErr(ctx, err)
+			return tokencache.Token{}, ResultError, r.storeErr(ctx, err)
 		}
-		return t, nil
+		return t, ResultFresh, nil
 	default:
-		return tokencache.Token{}, fmt.Errorf("refresher: %s matches no token and has no grant or refresh token to make one: %w",
+		return tokencache.Token{}, ResultError, fmt.Errorf("refresher: %s matches no token and has no grant or refresh token to make one: %w",
 			tokencache.RuleOf(query), tokencache.ErrNotFound)
 	}
 }
@@ -490,7 +572,7 @@ func pseudoID(query tokencache.Token) string {
 // its pseudo ID, once across the fleet: grant codes are single-use and a
 // rotating server accepts a refresh token once. Whoever comes later finds
 // the saved token, through the store or through the "done" note.
-func (r *Refresher) acquireOnce(ctx context.Context, key string, query tokencache.Token) (tokencache.Token, error) {
+func (r *Refresher) acquireOnce(ctx context.Context, key string, query tokencache.Token, fl *flight) (tokencache.Token, error) {
 	var watch *lock.Watch
 	if r.locker != nil {
 		w, err := r.locker.Watch(ctx, key)
@@ -502,12 +584,12 @@ func (r *Refresher) acquireOnce(ctx context.Context, key string, query tokencach
 	}
 	waitUntil := time.Now().Add(r.cfg.waitTimeout)
 	for {
-		if tok, err, done := r.acquired(ctx, key, query); done {
+		if tok, err, done := r.acquired(ctx, key, query, fl); done {
 			return tok, err
 		}
 		held, err := r.tryLock(ctx, key)
 		if err == nil {
-			return r.acquireHolding(ctx, held, key, query)
+			return r.acquireHolding(ctx, held, key, query, fl)
 		}
 		if !errors.Is(err, lock.ErrNotObtained) {
 			return tokencache.Token{}, r.storeErr(ctx, err)
@@ -516,7 +598,9 @@ func (r *Refresher) acquireOnce(ctx context.Context, key string, query tokencach
 			return tokencache.Token{}, fmt.Errorf("%w: waited %v for another worker's token exchange", ErrTemporary, r.cfg.waitTimeout)
 		}
 		wctx, cancel := context.WithDeadline(ctx, waitUntil)
+		began := time.Now()
 		err = watch.Wait(wctx)
+		fl.waited += time.Since(began)
 		cancel()
 		if err != nil && ctx.Err() != nil {
 			return tokencache.Token{}, fmt.Errorf("%w: %w", ErrTemporary, err)
@@ -526,7 +610,7 @@ func (r *Refresher) acquireOnce(ctx context.Context, key string, query tokencach
 
 // acquired reports what became of the query's secret: the token it made, or
 // that the server rejected it. done is false when nobody has used it yet.
-func (r *Refresher) acquired(ctx context.Context, key string, query tokencache.Token) (tokencache.Token, error, bool) {
+func (r *Refresher) acquired(ctx context.Context, key string, query tokencache.Token, fl *flight) (tokencache.Token, error, bool) {
 	tok, err := r.store.FindToken(ctx, query)
 	if err == nil {
 		return tok, nil, true
@@ -545,7 +629,7 @@ func (r *Refresher) acquired(ctx context.Context, key string, query tokencache.T
 		if err != nil {
 			return tokencache.Token{}, r.storeErr(ctx, err), true
 		}
-		return r.freshOrRenewed(ctx, tok)
+		return r.freshOrRenewed(ctx, tok, fl)
 	case noteDead:
 		return tokencache.Token{}, fmt.Errorf("refresher: the %s was rejected by the authorization server: %w", tokencache.RuleOf(query), ErrInvalidGrant), true
 	case noteCool:
@@ -556,22 +640,22 @@ func (r *Refresher) acquired(ctx context.Context, key string, query tokencache.T
 
 // freshOrRenewed returns tok, renewed first when it is due: a later caller
 // of an old refresh token gets the token that refresh token became.
-func (r *Refresher) freshOrRenewed(ctx context.Context, tok tokencache.Token) (tokencache.Token, error, bool) {
+func (r *Refresher) freshOrRenewed(ctx context.Context, tok tokencache.Token, fl *flight) (tokencache.Token, error, bool) {
 	if r.due(tok, r.cfg.now()) != expired {
 		return tok, nil, true
 	}
-	t, err := r.renew(ctx, tok.ID, true)
+	t, err := r.renew(ctx, tok.ID, true, fl)
 	return t, err, true
 }
 
 // acquireHolding makes the query's token while holding the pseudo ID's lock.
-func (r *Refresher) acquireHolding(ctx context.Context, held *lock.Lock, key string, query tokencache.Token) (tokencache.Token, error) {
+func (r *Refresher) acquireHolding(ctx context.Context, held *lock.Lock, key string, query tokencache.Token, fl *flight) (tokencache.Token, error) {
 	defer func() {
 		if held != nil {
 			_ = held.Release(context.WithoutCancel(ctx))
 		}
 	}()
-	if tok, err, done := r.acquired(ctx, key, query); done {
+	if tok, err, done := r.acquired(ctx, key, query, fl); done {
 		return tok, err
 	}
 	seed := query
@@ -595,5 +679,6 @@ func (r *Refresher) acquireHolding(ctx context.Context, held *lock.Lock, key str
 	}
 	_ = r.writeNote(ctx, key, noteDone+" "+made.ID, r.cfg.deadMemory)
 	r.announce(ctx, key)
+	fl.refreshed = true
 	return made, nil
 }

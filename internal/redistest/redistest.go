@@ -41,7 +41,7 @@ type Target struct {
 	Kind Kind
 	// Mini is the embedded server when Kind is Mini, else nil. Tests use it
 	// to move time forward (FastForward) or to stop the server.
-	Mini *miniredis.Miniredis
+	Mini      *miniredis.Miniredis
 	newClient func() redis.UniversalClient
 	env       []string // what makes a child process's New find this server
 }
