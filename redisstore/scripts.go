@@ -59,6 +59,10 @@ end
 return 1
 `)
 
+// pipelineScripts are the scripts queued in pipelines, where they run as
+// EVALSHA: Store.pipelined loads them first.
+var pipelineScripts = []*redis.Script{dropIndexScript, finalizeScript}
+
 // dropIndexScript deletes the index entry KEYS[1] if it names the token ARGV[1]
 // at a revision below ARGV[2]. It returns 1 when it deleted the entry.
 var dropIndexScript = redis.NewScript(`

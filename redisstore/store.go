@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,6 +23,9 @@ const pendingTTL = 30 * time.Second
 // trip.
 const batchSize = 500
 
+// maxDeletePasses bounds DeleteTokens' scans of the set of IDs.
+const maxDeletePasses = 100
+
 // Store is a tokencache.Store in Redis. It is safe for concurrent use, also
 // by many processes sharing one Redis. See the package documentation for
 // the key layout.
@@ -33,6 +37,8 @@ type Store struct {
 	hints     *hints
 	obs       Observer // nil without WithObserver
 	err       error    // an invalid option; returned by every method
+
+	scriptsLoaded atomic.Bool // pipelineScripts are loaded in Redis, as far as we know
 }
 
 var _ tokencache.Store = (*Store)(nil)
@@ -297,17 +303,7 @@ func (s *Store) saveByID(ctx context.Context, token *tokencache.Token, now time.
 	if expect == 0 {
 		expect = -1 // whatever is stored, or nothing
 	}
-	var write *redis.Cmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		if token.Version == 0 {
-			p.SAdd(ctx, s.keys.ids(), token.ID) // may be new; a set member without a hash is cleaned by GetTokens
-		}
-		write = s.write(ctx, p, token.ID, expect, s.hashTTL(*token, now), *token, false, f)
-		return nil
-	})
-	if err != nil {
-		return false, err
-	}
+	write := s.write(ctx, s.rdb, token.ID, expect, s.hashTTL(*token, now), *token, false, f)
 	version, old, err := s.writeResult(token.ID, write)
 	if err != nil {
 		return false, err
@@ -318,7 +314,9 @@ func (s *Store) saveByID(ctx context.Context, token *tokencache.Token, now time.
 	case -2:
 		return false, errLockLost
 	}
-	return true, s.afterWrite(ctx, token, token.ID, version, old, now, false)
+	// The ID joins the set only once its hash exists (it may be a new ID):
+	// GetTokens takes an ID without a hash for an expired token.
+	return true, s.afterWrite(ctx, token, token.ID, version, old, now, afterWriteOpts{addToSet: token.Version == 0})
 }
 
 // saveByIndex saves a token found by user name, grant, refresh or access
@@ -345,7 +343,7 @@ func (s *Store) saveByIndex(ctx context.Context, token *tokencache.Token, rule t
 			}
 			return false, nil // changed since we read it: read again
 		}
-		return true, s.afterWrite(ctx, token, id, version, old, now, false)
+		return true, s.afterWrite(ctx, token, id, version, old, now, afterWriteOpts{})
 	}
 	if token.Version != 0 {
 		return false, tokencache.ErrConflict
@@ -354,20 +352,13 @@ func (s *Store) saveByIndex(ctx context.Context, token *tokencache.Token, rule t
 }
 
 // insert adds a new token for an identity no token holds. It writes the hash
-// first, marked pending, then claims the identity's index with SET NX. The
-// loser of a race deletes its hash and tries again, finding the winner.
+// first, marked pending, then adds its ID to the set and claims the
+// identity's index with SET NX. The loser of a race deletes its hash and
+// tries again, finding the winner.
 func (s *Store) insert(ctx context.Context, token *tokencache.Token, rule tokencache.Rule, now time.Time) (bool, error) {
 	id := tokencache.NewID()
 	ttl := s.hashTTL(*token, now)
-	var write *redis.Cmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.SAdd(ctx, s.keys.ids(), id)
-		write = s.write(ctx, p, id, 0, min(orPending(ttl), pendingTTL), *token, true, nil)
-		return nil
-	})
-	if err != nil {
-		return false, err
-	}
+	write := s.write(ctx, s.rdb, id, 0, min(orPending(ttl), pendingTTL), *token, true, nil)
 	if version, _, err := s.writeResult(id, write); err != nil || version != 1 {
 		if err == nil {
 			err = fmt.Errorf("new token %s already existed", id) // 128 random bits: never
@@ -375,12 +366,17 @@ func (s *Store) insert(ctx context.Context, token *tokencache.Token, rule tokenc
 		return false, err
 	}
 	claimKey := s.keys.index(rule, *token)
-	// ValidateSave saw a live token at now, so the TTL is not negative here.
-	claimed, err := s.rdb.SetNX(ctx, claimKey, indexValue(id, 1), max(s.indexTTL(rule, *token, now), 0)).Result()
+	var claim *redis.BoolCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, s.keys.ids(), id) // pending: GetTokens skips it until it is finalized
+		// ValidateSave saw a live token at now, so the TTL is not negative here.
+		claim = p.SetNX(ctx, claimKey, indexValue(id, 1), max(s.indexTTL(rule, *token, now), 0))
+		return nil
+	})
 	if err != nil {
 		return false, err
 	}
-	if !claimed {
+	if !claim.Val() {
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			p.Unlink(ctx, s.keys.hash(id))
 			p.SRem(ctx, s.keys.ids(), id)
@@ -388,7 +384,7 @@ func (s *Store) insert(ctx context.Context, token *tokencache.Token, rule tokenc
 		})
 		return false, err
 	}
-	return true, s.afterWrite(ctx, token, id, 1, nil, now, true)
+	return true, s.afterWrite(ctx, token, id, 1, nil, now, afterWriteOpts{finalize: true})
 }
 
 // orPending turns "no TTL" (0) into the pending TTL.
@@ -447,14 +443,27 @@ func (s *Store) writeResult(id string, cmd *redis.Cmd) (int64, *tokencache.Token
 	return version, &d.token, nil
 }
 
+// afterWriteOpts says what else afterWrite does besides the index entries.
+type afterWriteOpts struct {
+	finalize bool // end a pending insert
+	addToSet bool // add the ID to the set of IDs (a save by a possibly new ID)
+}
+
 // afterWrite points the index entries at the token just written at this
 // revision, drops the entries of values the write replaced, ends a pending
-// insert, and reports the saved ID and revision to the caller.
-func (s *Store) afterWrite(ctx context.Context, token *tokencache.Token, id string, version int64, old *tokencache.Token, now time.Time, finalize bool) error {
+// insert, and reports the saved ID and revision to the caller. On a client
+// that keeps command order (not a Cluster) the same round trip reads the
+// hash's revision back for dropOvertaken.
+func (s *Store) afterWrite(ctx context.Context, token *tokencache.Token, id string, version int64, old *tokencache.Token, now time.Time, o afterWriteOpts) error {
 	saved := *token
 	saved.ID = id
 	value := indexValue(id, version)
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, cluster := s.rdb.(*redis.ClusterClient)
+	var revision *redis.StringCmd
+	err := s.pipelined(ctx, func(p redis.Pipeliner) {
+		if o.addToSet {
+			p.SAdd(ctx, s.keys.ids(), id)
+		}
 		for _, rule := range indexKinds {
 			key := s.keys.index(rule, saved)
 			ttl := s.indexTTL(rule, saved, now)
@@ -465,19 +474,25 @@ func (s *Store) afterWrite(ctx context.Context, token *tokencache.Token, id stri
 			}
 			if old != nil {
 				if oldKey := s.keys.index(rule, *old); oldKey != "" && oldKey != key {
-					dropIndexScript.Eval(ctx, p, []string{oldKey}, id, version)
+					dropIndexScript.EvalSha(ctx, p, []string{oldKey}, id, version)
+					s.hints.drop(oldKey)
 				}
 			}
 		}
-		if finalize {
-			finalizeScript.Eval(ctx, p, []string{s.keys.hash(id)}, version, s.hashTTL(saved, now).Milliseconds())
+		if o.finalize {
+			finalizeScript.EvalSha(ctx, p, []string{s.keys.hash(id)}, version, s.hashTTL(saved, now).Milliseconds())
 		}
-		return nil
+		if !cluster {
+			revision = p.HGet(ctx, s.keys.hash(id), fieldVersion)
+		}
 	})
 	if err != nil {
 		return err
 	}
-	s.dropOvertaken(ctx, saved, version)
+	if revision == nil {
+		revision = s.rdb.HGet(ctx, s.keys.hash(id), fieldVersion)
+	}
+	s.dropOvertaken(ctx, saved, version, revision)
 	for _, rule := range indexKinds {
 		if key := s.keys.index(rule, saved); key != "" {
 			s.hints.put(key, id)
@@ -490,11 +505,12 @@ func (s *Store) afterWrite(ctx context.Context, token *tokencache.Token, id stri
 // dropOvertaken removes the index entries just written for saved at this
 // revision when a later save (or a delete) replaced the hash before they
 // landed: that writer's clean-up may have run before them, which would leave
-// them stale for good. It costs one HGET when nothing raced, which is almost
-// always. Failing it loses nothing: stale entries are also cleaned on lookup.
-func (s *Store) dropOvertaken(ctx context.Context, saved tokencache.Token, version int64) {
-	hashKey := s.keys.hash(saved.ID)
-	cur, err := s.rdb.HGet(ctx, hashKey, fieldVersion).Int64()
+// them stale for good. revision is the hash's revision read after the
+// entries were written; nothing else is sent when it is still ours, which
+// is almost always. Failing it loses nothing: stale entries are also cleaned
+// on lookup.
+func (s *Store) dropOvertaken(ctx context.Context, saved tokencache.Token, version int64, revision *redis.StringCmd) {
+	cur, err := revision.Int64()
 	if err == nil && cur == version {
 		return
 	}
@@ -509,15 +525,52 @@ func (s *Store) dropOvertaken(ctx context.Context, saved tokencache.Token, versi
 			current = &d.token
 		}
 	}
-	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_ = s.pipelined(ctx, func(p redis.Pipeliner) {
 		for _, rule := range indexKinds {
 			key := s.keys.index(rule, saved)
 			if key != "" && (current == nil || s.keys.index(rule, *current) != key) {
-				dropIndexScript.Eval(ctx, p, []string{key}, saved.ID, version+1)
+				dropIndexScript.EvalSha(ctx, p, []string{key}, saved.ID, version+1)
 			}
 		}
-		return nil
 	})
+}
+
+// pipelined runs the commands fn queues in one pipeline. Scripts in it are
+// sent as EVALSHA (a pipeline cannot fall back to EVAL), so the scripts are
+// loaded first, and once more if Redis has lost them (a restart or a
+// failover) before the pipeline runs again. fn must be safe to run twice:
+// every pipeline of this package is idempotent.
+func (s *Store) pipelined(ctx context.Context, fn func(p redis.Pipeliner)) error {
+	for attempt := 0; ; attempt++ {
+		if !s.scriptsLoaded.Load() {
+			for _, script := range pipelineScripts {
+				if err := script.Load(ctx, s.rdb).Err(); err != nil {
+					return err
+				}
+			}
+			s.scriptsLoaded.Store(true)
+		}
+		cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			fn(p)
+			return nil
+		})
+		if err != nil && attempt == 0 && lostScripts(cmds) {
+			s.scriptsLoaded.Store(false)
+			continue
+		}
+		return err
+	}
+}
+
+// lostScripts reports whether a command failed because Redis did not have
+// its script.
+func lostScripts(cmds []redis.Cmder) bool {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return true
+		}
+	}
+	return false
 }
 
 // hashTTL is how long the token's hash lives from now; 0 means forever.
@@ -587,7 +640,7 @@ func (s *Store) unlink(ctx context.Context, ids []string, old []tokencache.Token
 		return nil
 	}
 	members := make([]any, len(ids))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	return s.pipelined(ctx, func(p redis.Pipeliner) {
 		for i, id := range ids {
 			p.Unlink(ctx, s.keys.hash(id)) // one key per command: a Cluster refuses a multi-slot UNLINK
 			members[i] = id
@@ -596,13 +649,12 @@ func (s *Store) unlink(ctx context.Context, ids []string, old []tokencache.Token
 		for _, t := range old {
 			for _, rule := range indexKinds {
 				if key := s.keys.index(rule, t); key != "" {
-					dropIndexScript.Eval(ctx, p, []string{key}, t.ID, strconv.FormatInt(math.MaxInt64, 10))
+					dropIndexScript.EvalSha(ctx, p, []string{key}, t.ID, strconv.FormatInt(math.MaxInt64, 10))
+					s.hints.drop(key)
 				}
 			}
 		}
-		return nil
 	})
-	return err
 }
 
 // GetTokens returns every live token; see tokencache.Store. It reads the
@@ -623,8 +675,8 @@ func (s *Store) getTokens(ctx context.Context) ([]tokencache.Token, error) {
 		return nil, s.err
 	}
 	out := []tokencache.Token{}
+	var gone []any
 	err := s.eachBatch(ctx, func(batch []string, hashes []map[string]string) error {
-		var gone []any
 		now := s.now()
 		for i, id := range batch {
 			if len(hashes[i]) == 0 {
@@ -639,14 +691,18 @@ func (s *Store) getTokens(ctx context.Context) ([]tokencache.Token, error) {
 				out = append(out, d.token)
 			}
 		}
-		if len(gone) > 0 {
-			// Lazy clean-up of expired tokens' IDs. Failing it loses nothing.
-			_ = s.rdb.SRem(ctx, s.keys.ids(), gone...).Err()
-		}
 		return nil
 	})
 	if err != nil {
 		return nil, wrap("get tokens", err)
+	}
+	// Lazy clean-up of expired tokens' IDs, once the scan is over: removing
+	// members during an SSCAN may make it skip others. Failing it loses
+	// nothing.
+	for len(gone) > 0 {
+		n := min(len(gone), batchSize)
+		_ = s.rdb.SRem(ctx, s.keys.ids(), gone[:n]...).Err()
+		gone = gone[n:]
 	}
 	return out, nil
 }
@@ -668,17 +724,27 @@ func (s *Store) deleteTokens(ctx context.Context) error {
 	if s.err != nil {
 		return s.err
 	}
-	err := s.eachBatch(ctx, func(batch []string, hashes []map[string]string) error {
-		old := make([]tokencache.Token, 0, len(batch))
-		for i, id := range batch {
-			if d, err := decodeFields(id, hashes[i]); err == nil {
-				old = append(old, d.token)
+	// Removing members while scanning may make a scan skip some (miniredis
+	// does; Redis does not for members present throughout), so scan again
+	// until a pass finds nothing. Tokens saved meanwhile may survive.
+	for pass := 0; pass < maxDeletePasses; pass++ {
+		found := 0
+		err := s.eachBatch(ctx, func(batch []string, hashes []map[string]string) error {
+			found += len(batch)
+			old := make([]tokencache.Token, 0, len(batch))
+			for i, id := range batch {
+				if d, err := decodeFields(id, hashes[i]); err == nil {
+					old = append(old, d.token)
+				}
 			}
+			return s.unlink(ctx, batch, old)
+		})
+		if err != nil {
+			return wrap("delete tokens", err)
 		}
-		return s.unlink(ctx, batch, old)
-	})
-	if err != nil {
-		return wrap("delete tokens", err)
+		if found == 0 {
+			return nil
+		}
 	}
 	return nil
 }

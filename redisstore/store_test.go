@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -718,5 +719,89 @@ func TestSaveTokenIfLocked(t *testing.T) {
 		if err := s.SaveTokenIfLocked(ctx, &tc.tok, tc.key, tc.lock); !errors.Is(err, tokencache.ErrInvalidToken) {
 			t.Errorf("%s: SaveTokenIfLocked = %v, want ErrInvalidToken", name, err)
 		}
+	}
+}
+
+// TestManyTokens saves more tokens than one batch, so that GetTokens and
+// DeleteTokens must walk several SSCAN pages, with expired tokens among them.
+func TestManyTokens(t *testing.T) {
+	tg := redistest.New(t)
+	rdb := tg.Client(t)
+	s := newStore(t, rdb)
+	const n = 1234
+	toks := make([]tokencache.Token, n)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				tok := secretToken()
+				tok.UserName = fmt.Sprint("many-", i)
+				tok.AccessToken = fmt.Sprint("access-many-", i)
+				if err := s.SaveToken(ctx, &tok); err != nil {
+					t.Error(err)
+					return
+				}
+				toks[i] = tok
+			}
+		})
+	}
+	wg.Wait()
+	// Every tenth token's hash expires.
+	for i := 0; i < n; i += 10 {
+		if err := rdb.Del(ctx, s.HashKey(toks[i].ID)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.GetTokens(ctx)
+	if want := n - (n+9)/10; err != nil || len(got) != want {
+		t.Fatalf("GetTokens = %d tokens, %v; want %d", len(got), err, want)
+	}
+	if members, _ := rdb.SCard(ctx, redisstore.IDsKey(s)).Result(); members != int64(len(got)) {
+		t.Errorf("set of IDs has %d members after clean-up, want %d", members, len(got))
+	}
+	if err := s.DeleteTokens(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left := redistest.Keys(t, rdb, s.Namespace()+":"); len(left) > 0 {
+		// Index entries of the tokens whose hash vanished under them are
+		// unreachable (they expire with their TTL); nothing else may remain.
+		for _, k := range left {
+			if strings.Contains(k, ":t:") || strings.HasSuffix(k, ":ids") {
+				t.Errorf("DeleteTokens left %s", k)
+			}
+		}
+		if len(left) > 3*((n+9)/10) {
+			t.Errorf("DeleteTokens left %d keys", len(left))
+		}
+	}
+}
+
+// TestScriptsLostByRedis flushes Redis's script cache, as a restart or a
+// failover does, between saves: pipelines reload the scripts and go on.
+func TestScriptsLostByRedis(t *testing.T) {
+	tg := redistest.New(t)
+	if tg.Kind != redistest.Mini {
+		t.Skip("flushing the script cache of a shared server would disturb other tests")
+	}
+	rdb := tg.Client(t)
+	s := newStore(t, rdb)
+	tok := mustSave(t, s, secretToken())
+	for i := range 3 {
+		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		tok.AccessToken = fmt.Sprint("after-flush-", i)
+		tok = mustSave(t, s, tok)
+		if got, err := s.FindToken(ctx, tokencache.Token{AccessToken: tok.AccessToken}); err != nil || got.ID != tok.ID {
+			t.Fatalf("after a script flush: %v, %v", got.ID, err)
+		}
+		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteToken(ctx, tok.ID); err != nil {
+			t.Fatalf("DeleteToken after a script flush: %v", err)
+		}
+		tok.Version = 0 // it is gone: insert it again under its ID
+		tok = mustSave(t, s, tok)
 	}
 }
