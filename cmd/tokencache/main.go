@@ -54,6 +54,9 @@ func newRootCmd(a *app) *cobra.Command {
 	flags := root.PersistentFlags()
 	flags.StringVar(&a.redisURL, "redis", envOr(envRedisURL, "redis://127.0.0.1:6379/0"),
 		"Redis URL: redis:// or rediss:// (TLS), with user:password@ for ACLs (env "+envRedisURL+")")
+	// The default may come from the environment with a password in it: help
+	// shows it masked.
+	flags.Lookup("redis").DefValue = urlWithoutPassword(a.redisURL)
 	flags.StringVar(&a.namespace, "namespace", envOr(envNamespace, "tokencache"),
 		"key namespace of the token store (env "+envNamespace+")")
 	for _, newCmd := range commands {
