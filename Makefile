@@ -11,7 +11,7 @@ BENCHTIME ?=
 COUNT     ?= 1
 DEMO_ARGS ?=
 
-.PHONY: help build test test-redis test-cluster bench lint demo
+.PHONY: help build test test-redis test-cluster bench bench-ratios bench-100k lint compose-check demo
 
 help:
 	@echo "Targets:"
@@ -20,7 +20,10 @@ help:
 	@echo "  test-redis    same suites against a real Redis at REDIS_URL (default $(REDIS_URL))"
 	@echo "  test-cluster  same suites against a throwaway 3-node Redis Cluster (scripts/redis-cluster.sh)"
 	@echo "  bench         benchmarks: BENCH=regex BENCHTIME=2s COUNT=5"
+	@echo "  bench-ratios  the figures of BENCHMARKS.md: ratios to a raw HGETALL and waiter latency, on REDIS_URL"
+	@echo "  bench-100k    memory per token and GetTokens over 100,000 tokens, on REDIS_URL"
 	@echo "  lint          gofmt, go vet, staticcheck (scripts/lint.sh)"
+	@echo "  compose-check validate docker-compose.yml with the Compose-spec loader (tools/composecheck)"
 	@echo "  demo          go run ./cmd/tokencache demo \$$DEMO_ARGS"
 
 build:
@@ -50,8 +53,21 @@ bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count=$(COUNT) \
 		$(if $(BENCHTIME),-benchtime=$(BENCHTIME)) $(PKGS)
 
+# The project's bench command: each figure is a ratio to a baseline measured in the same run.
+bench-ratios:
+	REDIS_URL='$(REDIS_URL)' TOKENCACHE_BENCH_RATIOS=1 $(GO) test -count=1 -v -timeout 30m \
+		-run 'TestBenchmarkRatios|TestRefresherBenchRatios|TestWaiterLatency|TestRefreshCallsPerExpiry' ./redisstore/ ./refresher/
+
+bench-100k:
+	REDIS_URL='$(REDIS_URL)' TOKENCACHE_BENCH_100K=1 $(GO) test -count=1 -v -timeout 30m -run TestMemoryPerToken ./redisstore/
+	REDIS_URL='$(REDIS_URL)' TOKENCACHE_BENCH_100K=1 $(GO) test -count=1 -run '^$$' -bench GetTokens100k -benchtime 3x -timeout 30m ./redisstore/
+
 lint:
 	bash scripts/lint.sh
+
+# docker-compose.yml cannot run here (no Docker engine): load it with the Compose-spec loader instead.
+compose-check:
+	cd tools/composecheck && $(GO) vet ./... && $(GO) test -count=1 ./... && $(GO) run . ../../docker-compose.yml
 
 demo:
 	$(GO) run ./cmd/tokencache demo $(DEMO_ARGS)
