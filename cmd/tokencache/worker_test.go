@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokencache/tokencache/internal/redistest"
+	"github.com/tokencache/tokencache/oauthtest"
+)
+
+// workerRedis returns a redis:// URL of the test's Redis and a fresh
+// namespace whose keys are deleted when the test ends.
+func workerRedis(t *testing.T) (url, ns string) {
+	t.Helper()
+	tg := redistest.New(t)
+	switch {
+	case tg.Kind == redistest.Mini:
+		url = "redis://" + tg.Mini.Addr()
+	case demoRedisURL() != "":
+		url = demoRedisURL()
+	default:
+		t.Skip("the worker takes a redis:// URL, not a Cluster")
+	}
+	ns = redistest.Namespace(t)
+	rdb := tg.Client(t)
+	t.Cleanup(func() { _, _ = deleteNamespace(context.Background(), rdb, ns) })
+	return url, ns
+}
+
+// TestWorkerReplicas runs two replicas that start at once with the same
+// grant code: the code is exchanged once, the token is renewed once per
+// expiry, every call succeeds, and both stop cleanly when ctx ends.
+func TestWorkerReplicas(t *testing.T) {
+	t.Parallel()
+	url, ns := workerRedis(t)
+	srv := oauthtest.Start(t, oauthtest.WithDefaultClient(), oauthtest.WithAccessTokenLifetime(time.Second))
+	code := srv.IssueGrant(oauthtest.DefaultClientID, "alice@example.com")
+	args := []string{"worker", "--redis", url, "--namespace", ns, "--token-url", srv.TokenURL(),
+		"--user", "alice@example.com", "--grant-code", code, "--interval", "50ms", "--refresh-window", "300ms", "--log-every", "5"}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs [2]demoBuffer
+	codes := make(chan int, 2)
+	for i := range 2 {
+		go func() { codes <- run(ctx, args, strings.NewReader(""), &logs[i], &logs[i]) }()
+	}
+	time.Sleep(2500 * time.Millisecond)
+	cancel()
+	for range 2 {
+		select {
+		case c := <-codes:
+			if c != 0 {
+				t.Errorf("a worker exited with %d", c)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a worker did not stop within 5s of ctx's end")
+		}
+	}
+	st := srv.Stats()
+	if st.Exchanges != 1 || st.InvalidGrants != 0 || st.Unauthorized != 0 || st.APICalls < 40 || st.Refreshes < 2 || st.Refreshes > 4 {
+		t.Errorf("server stats %+v; want 1 exchange, 2 to 4 refreshes, 40+ API calls, no invalid_grant, no 401", st)
+	}
+	for i := range logs {
+		out := logs[i].String()
+		if !strings.Contains(out, "worker stopped") || !strings.Contains(out, "failed=0") {
+			t.Errorf("worker %d log lacks a clean stop:\n%s", i, out)
+		}
+		if strings.Contains(out, code) || strings.Contains(out, oauthtest.DefaultClientSecret) {
+			t.Errorf("worker %d logged a secret:\n%s", i, out)
+		}
+	}
+}
+
+// TestWorkerGrantFile starts a worker before the grant file exists; it
+// makes its first token once the file appears.
+func TestWorkerGrantFile(t *testing.T) {
+	t.Parallel()
+	url, ns := workerRedis(t)
+	srv := oauthtest.Start(t, oauthtest.WithDefaultClient())
+	file := filepath.Join(t.TempDir(), "grant")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs demoBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"worker", "--redis", url, "--namespace", ns, "--token-url", srv.TokenURL(),
+			"--user", "bob", "--grant-code-file", file, "--interval", "50ms"}, strings.NewReader(""), &logs, &logs)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := writeSecretFile(file, srv.IssueGrant(oauthtest.DefaultClientID, "bob")+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.Stats().APICalls < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if c := <-done; c != 0 {
+		t.Errorf("worker exited with %d", c)
+	}
+	if st := srv.Stats(); st.Exchanges != 1 || st.APICalls < 3 || st.Unauthorized != 0 {
+		t.Errorf("server stats %+v; want 1 exchange and calls\nlog:\n%s", st, logs.String())
+	}
+}
+
+func TestWorkerFlags(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no token URL", []string{"--user", "u"}, "--token-url"},
+		{"no user", []string{"--token-url", "http://127.0.0.1:1/token"}, "--user"},
+		{"unknown data centre", []string{"--token-url", "mars", "--user", "u"}, "data centre"},
+		{"bad interval", []string{"--token-url", "eu", "--user", "u", "--interval", "0s"}, "--interval"},
+		{"bad otel", []string{"--token-url", "eu", "--user", "u", "--otel", "jaeger"}, "--otel"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out demoBuffer
+			code := run(context.Background(), append([]string{"worker"}, tc.args...), strings.NewReader(""), &out, &out)
+			if code != 1 || !strings.Contains(out.String(), tc.want) {
+				t.Errorf("exit %d, output %q; want 1 and a message about %s", code, out.String(), tc.want)
+			}
+		})
+	}
+	o := workerOptions{tokenURL: "eu", user: "u", clientID: "c", interval: time.Second, logEvery: 1, otel: otelNone}
+	if err := o.validate(); err != nil || o.tokenURL != "https://accounts.zoho.eu/oauth/v2/token" || o.apiURL != "https://accounts.zoho.eu"+oauthtest.WhoAmIPath {
+		t.Errorf("validate: %v, token URL %q, API URL %q", err, o.tokenURL, o.apiURL)
+	}
+}
+
+// TestWorkerBadRedisURLHidesPassword: a URL that does not parse is
+// reported without its content.
+func TestWorkerBadRedisURLHidesPassword(t *testing.T) {
+	t.Parallel()
+	var out demoBuffer
+	code := run(context.Background(), []string{"worker", "--redis", "redis://u:hunter2@host:notaport/0", "--token-url", "eu", "--user", "u"},
+		strings.NewReader(""), &out, &out)
+	if code != 1 || strings.Contains(out.String(), "hunter2") {
+		t.Errorf("exit %d, output %q; want 1 without the password", code, out.String())
+	}
+}
+
+func TestWriteSecretFile(t *testing.T) {
+	t.Parallel()
+	name := filepath.Join(t.TempDir(), "f")
+	if err := writeSecretFile(name, "x\n"); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("mode %v: readable by others", fi.Mode())
+	}
+}
