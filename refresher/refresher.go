@@ -72,6 +72,9 @@ type Refresher struct {
 	notes   map[string]note      // guarded by mu; process-local notes when locker is nil
 	bgPause map[string]time.Time // guarded by mu; no background renewal of a token before this time
 	derived *lock.Locker         // a Locker New made for the store's namespace; closed by Close
+
+	active  atomic.Int64 // flights running, which Shutdown waits for
+	closing atomic.Bool  // set by Shutdown: no new flight calls the endpoint
 }
 
 // note is what the refresher remembers about a token's last refresh.
@@ -98,8 +101,31 @@ func New(store tokencache.Store, locker *lock.Locker, ep Endpoint, opts ...Optio
 	return r
 }
 
+// errShuttingDown is why a Refresher being shut down renews nothing.
+var errShuttingDown = fmt.Errorf("%w: the refresher is shutting down", ErrTemporary)
+
+// Shutdown stops the Refresher from starting refreshes and waits, until ctx
+// ends, for the ones in flight, then calls Close. Call it before a process
+// exits: a rotating server that has answered a refresh has already retired
+// the old refresh token, so a refresh cut off before its save would cost the
+// user the session. Token still serves valid tokens meanwhile.
+func (r *Refresher) Shutdown(ctx context.Context) error {
+	r.closing.Store(true)
+	ticker := time.NewTicker(10 * time.Millisecond)
+	defer ticker.Stop()
+	for r.active.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("refresher: shutdown with %d refreshes in flight: %w", r.active.Load(), ctx.Err())
+		case <-ticker.C:
+		}
+	}
+	return r.Close()
+}
+
 // Close releases what New set up: the subscription of a Locker it made for
 // the store's namespace. The Locker passed to New is the caller's to close.
+// It does not wait for refreshes in flight; Shutdown does.
 func (r *Refresher) Close() error {
 	if r.derived != nil {
 		return r.derived.Close()
@@ -192,6 +218,13 @@ func (r *Refresher) share(ctx context.Context, key string, fn func(ctx context.C
 	start := time.Now()
 	ch := r.flights.DoChan(key, func() (any, error) {
 		led.Store(true)
+		// Counted before closing is checked, so Shutdown either waits for
+		// this flight or the flight sees it closing (atomics are ordered).
+		r.active.Add(1)
+		defer r.active.Add(-1)
+		if r.closing.Load() {
+			return nil, errShuttingDown
+		}
 		dctx, cancel := r.detach(ctx)
 		defer cancel()
 		fl := &flight{}
@@ -248,6 +281,11 @@ func (r *Refresher) renewInBackground(ctx context.Context, id string) {
 	// DoChan starts the flight in its own goroutine; its result is not
 	// needed (the channel is buffered), only its effect.
 	r.flights.DoChan("bg:"+id, func() (any, error) {
+		r.active.Add(1)
+		defer r.active.Add(-1)
+		if r.closing.Load() {
+			return nil, errShuttingDown
+		}
 		dctx, cancel := r.detach(ctx)
 		defer cancel()
 		defer r.forgetPause(id)

@@ -570,3 +570,71 @@ func TestBadOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestShutdownWaitsForRefreshInFlight(t *testing.T) {
+	ep := newEndpoint(newClock())
+	ep.block = make(chan struct{})
+	ep.started = make(chan struct{}, 1)
+	f := newFleet(t, 1, ep, nil)
+	seeded := f.seed(t)
+	f.clock.Advance(2 * time.Hour)
+	r := f.workers[0]
+
+	caller := make(chan error, 1)
+	go func() {
+		_, err := r.Token(context.Background(), userQuery)
+		caller <- err
+	}()
+	<-ep.started
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- r.Shutdown(ctx)
+	}()
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned while a refresh was in flight: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(ep.block)
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown = %v", err)
+	}
+	if err := <-caller; err != nil {
+		t.Errorf("the caller whose refresh Shutdown waited for: %v", err)
+	}
+	stored, err := f.stores[0].FindTokenByID(context.Background(), seeded.ID)
+	if err != nil || stored.AccessToken != "a1" {
+		t.Errorf("the refresh in flight was not saved: %q, %v", stored.AccessToken, err)
+	}
+
+	// Once shut down, valid tokens are still served, but nothing is renewed.
+	if tok, err := r.Token(context.Background(), userQuery); err != nil || tok.AccessToken != "a1" {
+		t.Errorf("valid token after Shutdown: %q, %v", tok.AccessToken, err)
+	}
+	f.clock.Advance(2 * time.Hour)
+	if _, err := r.Token(context.Background(), userQuery); !errors.Is(err, refresher.ErrTemporary) {
+		t.Errorf("expired token after Shutdown: %v, want ErrTemporary", err)
+	}
+	if got := ep.refresh.Load(); got != 1 {
+		t.Errorf("endpoint called %d times, want 1", got)
+	}
+}
+
+func TestShutdownHonoursItsContext(t *testing.T) {
+	ep := newEndpoint(newClock())
+	ep.block = make(chan struct{})
+	defer close(ep.block)
+	ep.started = make(chan struct{}, 1)
+	f := newFleet(t, 1, ep, nil)
+	f.seed(t)
+	f.clock.Advance(2 * time.Hour)
+	go func() { _, _ = f.workers[0].Token(context.Background(), userQuery) }()
+	<-ep.started
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := f.workers[0].Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown with a refresh stuck = %v, want DeadlineExceeded", err)
+	}
+}

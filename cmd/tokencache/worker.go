@@ -168,7 +168,15 @@ func (a *app) runWorker(ctx context.Context, o workerOptions) error {
 	}
 	r := refresher.New(store, locker, refresher.NewHTTPEndpoint(o.tokenURL, epOpts...),
 		append(tel.refresherOptions(), refresher.WithRefreshWindow(o.window))...)
-	defer r.Close()
+	defer func() {
+		// Let a refresh in flight reach the store: the server has retired
+		// the old refresh token once it answered.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := r.Shutdown(sctx); err != nil {
+			log.Warn("shutdown", "err", err)
+		}
+	}()
 
 	w := &worker{opts: o, r: r, log: log, client: &http.Client{Timeout: 30 * time.Second}}
 	log.Info("worker started", "redis", redactRedisURL(a.redisURL), "namespace", a.namespace,
