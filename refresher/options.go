@@ -34,6 +34,7 @@ type config struct {
 	cooldown       time.Duration
 	refreshTimeout time.Duration
 	deadMemory     time.Duration
+	localTTL       time.Duration
 	now            func() time.Time
 	obs            Observer // nil: nobody is told
 	err            error
@@ -137,6 +138,21 @@ func WithRefreshTimeout(d time.Duration) Option {
 			return
 		}
 		c.refreshTimeout = d
+	}
+}
+
+// WithLocalCache lets Token answer a query it answered less than ttl ago
+// from this process's memory, without a Redis round trip, as long as the
+// token is still fresh (outside its refresh window). ttl bounds how late the
+// process sees a token revoked or replaced elsewhere; an expiring token is
+// always read from the store. Off by default: every Token call reads Redis.
+func WithLocalCache(ttl time.Duration) Option {
+	return func(c *config) {
+		if ttl < 0 {
+			c.fail("negative local cache TTL %v", ttl)
+			return
+		}
+		c.localTTL = ttl
 	}
 }
 

@@ -73,6 +73,8 @@ type Refresher struct {
 	bgPause map[string]time.Time // guarded by mu; no background renewal of a token before this time
 	derived *lock.Locker         // a Locker New made for the store's namespace; closed by Close
 
+	local *localCache // nil unless WithLocalCache
+
 	active  atomic.Int64 // flights running, which Shutdown waits for
 	closing atomic.Bool  // set by Shutdown: no new flight calls the endpoint
 }
@@ -93,7 +95,8 @@ func New(store tokencache.Store, locker *lock.Locker, ep Endpoint, opts ...Optio
 	if cfg.err == nil && (store == nil || ep == nil) {
 		cfg.err = fmt.Errorf("%w: nil store or endpoint", ErrBadOption)
 	}
-	r := &Refresher{store: store, locker: locker, ep: ep, cfg: cfg, notes: make(map[string]note), bgPause: make(map[string]time.Time)}
+	r := &Refresher{store: store, locker: locker, ep: ep, cfg: cfg, notes: make(map[string]note), bgPause: make(map[string]time.Time),
+		local: newLocalCache(cfg.localTTL)}
 	if ns, ok := store.(interface{ Namespace() string }); ok && locker != nil && locker.Namespace() != ns.Namespace() {
 		r.locker = locker.InNamespace(ns.Namespace())
 		r.derived = r.locker
@@ -159,6 +162,13 @@ func (r *Refresher) token(ctx context.Context, query tokencache.Token) (tokencac
 	if r.cfg.err != nil {
 		return tokencache.Token{}, ResultError, r.cfg.err
 	}
+	var key string
+	if r.local != nil {
+		key = cacheKey(query)
+		if tok, ok := r.local.get(key, time.Now()); ok && r.due(tok, r.cfg.now()) == fresh {
+			return tok, ResultFresh, nil
+		}
+	}
 	tok, err := r.store.FindToken(ctx, query)
 	switch {
 	case errors.Is(err, tokencache.ErrNotFound):
@@ -168,6 +178,9 @@ func (r *Refresher) token(ctx context.Context, query tokencache.Token) (tokencac
 	}
 	switch r.due(tok, r.cfg.now()) {
 	case fresh:
+		if r.local != nil {
+			r.local.put(key, tok, time.Now())
+		}
 		return tok, ResultFresh, nil
 	case stale:
 		r.renewInBackground(ctx, tok.ID)

@@ -638,3 +638,56 @@ func TestShutdownHonoursItsContext(t *testing.T) {
 		t.Errorf("Shutdown with a refresh stuck = %v, want DeadlineExceeded", err)
 	}
 }
+
+func TestLocalCache(t *testing.T) {
+	ep := newEndpoint(newClock())
+	tg := redistest.New(t)
+	rdb := tg.Client(t)
+	counter := &commandCounter{}
+	rdb.AddHook(counter)
+	store := redisstore.New(rdb, redisstore.WithNamespace(redistest.Namespace(t)))
+	t.Cleanup(func() { _ = store.DeleteTokens(context.Background()) })
+	f := &fleet{ep: ep, clock: ep.clock, stores: []*redisstore.Store{store}}
+	seeded := f.seed(t)
+	r := refresher.New(store, nil, ep, refresher.WithClock(ep.clock.Now), refresher.WithLocalCache(time.Minute))
+
+	for i := range 5 {
+		tok, err := r.Token(context.Background(), userQuery)
+		if err != nil || tok.AccessToken != seeded.AccessToken {
+			t.Fatalf("call %d: %q, %v", i, tok.AccessToken, err)
+		}
+	}
+	before := counter.n.Load()
+	for range 100 {
+		if _, err := r.Token(context.Background(), userQuery); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sent := counter.n.Load() - before; sent != 0 {
+		t.Errorf("100 cached calls of a fresh token sent %d Redis commands, want 0", sent)
+	}
+	// A token that comes due is read from the store and renewed, never served
+	// from the cache.
+	f.clock.Advance(2 * time.Hour)
+	tok, err := r.Token(context.Background(), userQuery)
+	if err != nil || tok.AccessToken != "a1" {
+		t.Errorf("after expiry: %q, %v; want the renewed a1", tok.AccessToken, err)
+	}
+}
+
+// commandCounter is a go-redis hook that counts the commands sent.
+type commandCounter struct{ n atomic.Int64 }
+
+func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
