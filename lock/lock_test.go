@@ -20,7 +20,9 @@ var ctx = context.Background()
 // newLocker returns a Locker in a fresh namespace, closed when the test ends.
 func newLocker(t *testing.T, rdb redis.UniversalClient, opts ...lock.Option) *lock.Locker {
 	t.Helper()
-	l := lock.New(rdb, append([]lock.Option{lock.WithNamespace(redistest.Namespace(t))}, opts...)...)
+	ns := redistest.Namespace(t)
+	redistest.DropNamespaceAtCleanup(t, rdb, ns)
+	l := lock.New(rdb, append([]lock.Option{lock.WithNamespace(ns)}, opts...)...)
 	t.Cleanup(func() { _ = l.Close() })
 	return l
 }

@@ -16,7 +16,9 @@ func TestConformance(t *testing.T) {
 	tg := redistest.New(t)
 	rdb := tg.Client(t)
 	storetest.Run(t, func(t *testing.T) tokencache.Store {
-		s := redisstore.New(rdb, redisstore.WithNamespace(redistest.Namespace(t)))
+		ns := redistest.Namespace(t)
+		redistest.DropNamespaceAtCleanup(t, rdb, ns)
+		s := redisstore.New(rdb, redisstore.WithNamespace(ns))
 		t.Cleanup(func() { _ = s.DeleteTokens(context.Background()) })
 		return s
 	})
@@ -28,7 +30,9 @@ func TestConformanceWithoutHints(t *testing.T) {
 	tg := redistest.New(t)
 	rdb := tg.Client(t)
 	storetest.Run(t, func(t *testing.T) tokencache.Store {
-		s := redisstore.New(rdb, redisstore.WithNamespace(redistest.Namespace(t)), redisstore.WithHintCacheSize(0),
+		ns := redistest.Namespace(t)
+		redistest.DropNamespaceAtCleanup(t, rdb, ns)
+		s := redisstore.New(rdb, redisstore.WithNamespace(ns), redisstore.WithHintCacheSize(0),
 			redisstore.WithIndexKey([]byte("0123456789abcdef0123456789abcdef")))
 		t.Cleanup(func() { _ = s.DeleteTokens(context.Background()) })
 		return s

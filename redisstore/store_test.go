@@ -25,7 +25,9 @@ var ctx = context.Background()
 // deletes its tokens when the test ends.
 func newStore(t *testing.T, rdb redis.UniversalClient, opts ...redisstore.Option) *redisstore.Store {
 	t.Helper()
-	s := redisstore.New(rdb, append([]redisstore.Option{redisstore.WithNamespace(redistest.Namespace(t))}, opts...)...)
+	ns := redistest.Namespace(t)
+	redistest.DropNamespaceAtCleanup(t, rdb, ns)
+	s := redisstore.New(rdb, append([]redisstore.Option{redisstore.WithNamespace(ns)}, opts...)...)
 	t.Cleanup(func() { _ = s.DeleteTokens(context.Background()) })
 	return s
 }
@@ -207,6 +209,7 @@ func TestIndexKeyHMAC(t *testing.T) {
 	tg := redistest.New(t)
 	rdb := tg.Client(t)
 	ns := redistest.Namespace(t)
+	redistest.DropNamespaceAtCleanup(t, rdb, ns)
 	plain := redisstore.New(rdb, redisstore.WithNamespace(ns))
 	keyed := redisstore.New(rdb, redisstore.WithNamespace(ns), redisstore.WithIndexKey([]byte("k1-0123456789abcdef0123456789abcd")))
 	keyed2 := redisstore.New(rdb, redisstore.WithNamespace(ns), redisstore.WithIndexKey([]byte("k1-0123456789abcdef0123456789abcd")))
@@ -546,6 +549,7 @@ func TestInterruptedWrites(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			for limit := int64(0); ; limit++ {
 				ns := redistest.Namespace(t)
+				redistest.DropNamespaceAtCleanup(t, healthyClient, ns)
 				healthy := redisstore.New(healthyClient, redisstore.WithNamespace(ns), redisstore.WithHintCacheSize(0))
 				for _, tok := range sc.before {
 					mustSave(t, healthy, tok)

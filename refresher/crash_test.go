@@ -30,6 +30,7 @@ func TestHolderCrash(t *testing.T) {
 	tg := redistest.New(t).ExpireOnWallClock()
 	ns := redistest.Namespace(t)
 	rdb := tg.Client(t)
+	redistest.DropNamespaceAtCleanup(t, rdb, ns)
 	store := redisstore.New(rdb, redisstore.WithNamespace(ns))
 	t.Cleanup(func() { _ = store.DeleteTokens(context.Background()) })
 	seeded := tokencache.Token{UserName: "u", ClientID: "c", RefreshToken: "r0", AccessToken: "a0", Expiry: time.Now().Add(-time.Minute)}

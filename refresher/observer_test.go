@@ -149,6 +149,7 @@ func newObsWorkers(t *testing.T, n int, ep refresher.Endpoint, clk *clock) []*ob
 	t.Helper()
 	tg := redistest.New(t).ExpireOnWallClock() // locks and cooldowns expire as in a real Redis
 	ns := redistest.Namespace(t)
+	redistest.DropNamespaceAtCleanup(t, tg.Client(t), ns)
 	var ws []*obsWorker
 	for range n {
 		rdb := tg.Client(t)

@@ -141,6 +141,7 @@ func newFleet(t *testing.T, n int, ep *fakeEndpoint, lockOpts []lock.Option, opt
 	t.Helper()
 	tg := redistest.New(t).ExpireOnWallClock()
 	f := &fleet{target: tg, ns: redistest.Namespace(t), ep: ep, clock: ep.clock}
+	redistest.DropNamespaceAtCleanup(t, tg.Client(t), f.ns)
 	for range n {
 		rdb := tg.Client(t)
 		store := redisstore.New(rdb, redisstore.WithNamespace(f.ns))
@@ -217,7 +218,9 @@ func TestStampedeOneRefreshPerExpiry(t *testing.T) {
 func TestStampedeWithoutLocker(t *testing.T) {
 	ep := newEndpoint(newClock())
 	tg := redistest.New(t).ExpireOnWallClock()
-	store := redisstore.New(tg.Client(t), redisstore.WithNamespace(redistest.Namespace(t)))
+	ns := redistest.Namespace(t)
+	redistest.DropNamespaceAtCleanup(t, tg.Client(t), ns)
+	store := redisstore.New(tg.Client(t), redisstore.WithNamespace(ns))
 	t.Cleanup(func() { _ = store.DeleteTokens(context.Background()) })
 	r := refresher.New(store, nil, ep, refresher.WithClock(ep.clock.Now))
 	f := &fleet{ep: ep, clock: ep.clock, workers: []*refresher.Refresher{r}, stores: []*redisstore.Store{store}}
@@ -645,7 +648,9 @@ func TestLocalCache(t *testing.T) {
 	rdb := tg.Client(t)
 	counter := &commandCounter{}
 	rdb.AddHook(counter)
-	store := redisstore.New(rdb, redisstore.WithNamespace(redistest.Namespace(t)))
+	ns := redistest.Namespace(t)
+	redistest.DropNamespaceAtCleanup(t, rdb, ns)
+	store := redisstore.New(rdb, redisstore.WithNamespace(ns))
 	t.Cleanup(func() { _ = store.DeleteTokens(context.Background()) })
 	f := &fleet{ep: ep, clock: ep.clock, stores: []*redisstore.Store{store}}
 	seeded := f.seed(t)

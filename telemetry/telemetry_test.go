@@ -195,6 +195,7 @@ func newFleet(t *testing.T, n int, tel *telemetry.Telemetry, rec *recorders, srv
 	t.Helper()
 	tg := redistest.New(t).ExpireOnWallClock() // locks and cooldowns expire as in a real Redis
 	ns := redistest.Namespace(t)
+	redistest.DropNamespaceAtCleanup(t, tg.Client(t), ns)
 	var ws []*worker
 	for range n {
 		rdb := tg.Client(t)

@@ -177,3 +177,17 @@ func escapeGlob(s string) string {
 	}
 	return b.String()
 }
+
+// DropNamespaceAtCleanup deletes, when the test ends, every key whose name
+// starts with ns+":" — a namespace from Namespace is the test's own, so this
+// removes only what the test made, including what a store cannot reach
+// (index entries a test orphaned on purpose, locks, cooldowns).
+func DropNamespaceAtCleanup(t testing.TB, c redis.UniversalClient, ns string) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx := context.Background()
+		for _, key := range Keys(t, c, ns+":") {
+			_ = c.Del(ctx, key).Err() // one key per command: cluster-safe
+		}
+	})
+}
