@@ -359,16 +359,11 @@ func (r *Refresher) window(t tokencache.Token) time.Duration {
 // that worker's result. It runs on a context detached from any caller, and
 // records in fl what it did.
 func (r *Refresher) renew(ctx context.Context, id string, wait bool, fl *flight) (tokencache.Token, error) {
-	var watch *lock.Watch
-	if r.locker != nil {
-		w, err := r.locker.Watch(ctx, id)
-		if err != nil {
-			return tokencache.Token{}, r.storeErr(ctx, err)
-		}
-		watch = w
-		defer watch.Stop()
+	w, err := r.newWaiter(ctx, id, fl)
+	if err != nil {
+		return tokencache.Token{}, err
 	}
-	waitUntil := time.Now().Add(r.cfg.waitTimeout)
+	defer w.stop()
 	for {
 		cur, err := r.store.FindTokenByID(ctx, id)
 		if err != nil {
@@ -392,18 +387,60 @@ func (r *Refresher) renew(ctx context.Context, id string, wait bool, fl *flight)
 		case !wait:
 			return cur, nil // another worker is renewing it
 		}
-		if time.Now().After(waitUntil) {
-			return tokencache.Token{}, fmt.Errorf("%w: waited %v for another worker's refresh of token %s", ErrTemporary, r.cfg.waitTimeout, id)
-		}
-		wctx, cancel := context.WithDeadline(ctx, waitUntil)
-		began := time.Now()
-		err = watch.Wait(wctx)
-		fl.waited += time.Since(began)
-		cancel()
-		if err != nil && ctx.Err() != nil {
-			return tokencache.Token{}, fmt.Errorf("%w: %w", ErrTemporary, err)
+		if err := w.wait(ctx, "refresh of token "+id); err != nil {
+			return tokencache.Token{}, err
 		}
 	}
+}
+
+// waiter waits for another worker's refresh of one token: woken by the
+// Locker's messages or its polling, for at most the wait timeout, and
+// adding the time it waited to its flight.
+type waiter struct {
+	watch *lock.Watch // nil without a Locker
+	until time.Time
+	fl    *flight
+	limit time.Duration
+}
+
+// newWaiter starts watching id before the caller looks at its state, so
+// that no announcement in between is missed.
+func (r *Refresher) newWaiter(ctx context.Context, id string, fl *flight) (*waiter, error) {
+	w := &waiter{until: time.Now().Add(r.cfg.waitTimeout), fl: fl, limit: r.cfg.waitTimeout}
+	if r.locker != nil {
+		watch, err := r.locker.Watch(ctx, id)
+		if err != nil {
+			return nil, r.storeErr(ctx, err)
+		}
+		w.watch = watch
+	}
+	return w, nil
+}
+
+func (w *waiter) stop() {
+	if w.watch != nil {
+		w.watch.Stop()
+	}
+}
+
+// wait returns when there may be news, or an ErrTemporary error once the
+// wait timeout has passed (what names the awaited work) or ctx has ended.
+func (w *waiter) wait(ctx context.Context, what string) error {
+	if time.Now().After(w.until) {
+		return fmt.Errorf("%w: waited %v for another worker's %s", ErrTemporary, w.limit, what)
+	}
+	if w.watch == nil { // without a Locker nobody else can hold the work
+		return fmt.Errorf("%w: no Locker to wait for the %s with", ErrTemporary, what)
+	}
+	wctx, cancel := context.WithDeadline(ctx, w.until)
+	defer cancel()
+	began := time.Now()
+	err := w.watch.Wait(wctx)
+	w.fl.waited += time.Since(began)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", ErrTemporary, err)
+	}
+	return nil
 }
 
 // tryLock takes the token's lock without waiting; without a Locker the
@@ -624,16 +661,11 @@ func pseudoID(query tokencache.Token) string {
 // rotating server accepts a refresh token once. Whoever comes later finds
 // the saved token, through the store or through the "done" note.
 func (r *Refresher) acquireOnce(ctx context.Context, key string, query tokencache.Token, fl *flight) (tokencache.Token, error) {
-	var watch *lock.Watch
-	if r.locker != nil {
-		w, err := r.locker.Watch(ctx, key)
-		if err != nil {
-			return tokencache.Token{}, r.storeErr(ctx, err)
-		}
-		watch = w
-		defer watch.Stop()
+	w, err := r.newWaiter(ctx, key, fl)
+	if err != nil {
+		return tokencache.Token{}, err
 	}
-	waitUntil := time.Now().Add(r.cfg.waitTimeout)
+	defer w.stop()
 	for {
 		if tok, err, done := r.acquired(ctx, key, query, fl); done {
 			return tok, err
@@ -645,16 +677,8 @@ func (r *Refresher) acquireOnce(ctx context.Context, key string, query tokencach
 		if !errors.Is(err, lock.ErrNotObtained) {
 			return tokencache.Token{}, r.storeErr(ctx, err)
 		}
-		if time.Now().After(waitUntil) {
-			return tokencache.Token{}, fmt.Errorf("%w: waited %v for another worker's token exchange", ErrTemporary, r.cfg.waitTimeout)
-		}
-		wctx, cancel := context.WithDeadline(ctx, waitUntil)
-		began := time.Now()
-		err = watch.Wait(wctx)
-		fl.waited += time.Since(began)
-		cancel()
-		if err != nil && ctx.Err() != nil {
-			return tokencache.Token{}, fmt.Errorf("%w: %w", ErrTemporary, err)
+		if err := w.wait(ctx, "token exchange"); err != nil {
+			return tokencache.Token{}, err
 		}
 	}
 }
