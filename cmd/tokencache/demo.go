@@ -234,7 +234,7 @@ func (a *app) runDemo(ctx context.Context, o demoOptions, explicitRedis bool) er
 
 	// Wait for the workers, showing progress; stop them if they outlive
 	// the deadline by far.
-	tty := isTerminal(a.stderr)
+	tty := isCharDevice(a.stderr)
 	every := 3 * time.Second
 	if tty {
 		every = 250 * time.Millisecond
@@ -315,7 +315,7 @@ func deleteNamespace(ctx context.Context, rdb redis.UniversalClient, ns string) 
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	n := 0
-	iter := rdb.Scan(ctx, 0, globEscape(ns)+":*", 1000).Iterator()
+	iter := rdb.Scan(ctx, 0, matchPatternEscape(ns)+":*", 1000).Iterator()
 	for iter.Next(ctx) {
 		if err := rdb.Del(ctx, iter.Val()).Err(); err != nil {
 			return n, err
@@ -323,18 +323,6 @@ func deleteNamespace(ctx context.Context, rdb redis.UniversalClient, ns string) 
 		n++
 	}
 	return n, iter.Err()
-}
-
-// globEscape escapes what a SCAN MATCH pattern would interpret.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\^-`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // redactRedisURL drops the password from a Redis URL for printing.
@@ -589,14 +577,4 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-// isTerminal reports whether w is a character device, such as a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
