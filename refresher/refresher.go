@@ -231,19 +231,12 @@ func (r *Refresher) share(ctx context.Context, key string, fn func(ctx context.C
 	start := time.Now()
 	ch := r.flights.DoChan(key, func() (any, error) {
 		led.Store(true)
-		// Counted before closing is checked, so Shutdown either waits for
-		// this flight or the flight sees it closing (atomics are ordered).
-		r.active.Add(1)
-		defer r.active.Add(-1)
-		if r.closing.Load() {
-			return nil, errShuttingDown
-		}
-		dctx, cancel := r.detach(ctx)
-		defer cancel()
-		fl := &flight{}
-		tok, err := fn(dctx, fl)
-		fl.tok = tok
-		return fl, err
+		return r.fly(ctx, func(dctx context.Context) (any, error) {
+			fl := &flight{}
+			tok, err := fn(dctx, fl)
+			fl.tok = tok
+			return fl, err
+		})
 	})
 	select {
 	case res := <-ch:
@@ -277,6 +270,21 @@ func (r *Refresher) share(ctx context.Context, key string, fn func(ctx context.C
 	}
 }
 
+// fly runs the body of a flight: counted for Shutdown, refused once the
+// Refresher is shutting down, on a context detached from the caller's.
+func (r *Refresher) fly(ctx context.Context, body func(context.Context) (any, error)) (any, error) {
+	// Counted before closing is checked, so Shutdown either waits for this
+	// flight or the flight sees it closing (atomics are ordered).
+	r.active.Add(1)
+	defer r.active.Add(-1)
+	if r.closing.Load() {
+		return nil, errShuttingDown
+	}
+	dctx, cancel := r.detach(ctx)
+	defer cancel()
+	return body(dctx)
+}
+
 // backgroundPause is how long a process leaves a token alone after a
 // background renewal attempt, so that callers inside the refresh window do
 // not send one lock attempt each while another worker renews it.
@@ -294,15 +302,10 @@ func (r *Refresher) renewInBackground(ctx context.Context, id string) {
 	// DoChan starts the flight in its own goroutine; its result is not
 	// needed (the channel is buffered), only its effect.
 	r.flights.DoChan("bg:"+id, func() (any, error) {
-		r.active.Add(1)
-		defer r.active.Add(-1)
-		if r.closing.Load() {
-			return nil, errShuttingDown
-		}
-		dctx, cancel := r.detach(ctx)
-		defer cancel()
 		defer r.forgetPause(id)
-		return r.renew(dctx, id, false, &flight{})
+		return r.fly(ctx, func(dctx context.Context) (any, error) {
+			return r.renew(dctx, id, false, &flight{})
+		})
 	})
 }
 
