@@ -11,13 +11,14 @@ BENCHTIME ?=
 COUNT     ?= 1
 DEMO_ARGS ?=
 
-.PHONY: help build test test-redis test-cluster bench bench-ratios bench-100k lint compose-check demo
+.PHONY: help build test test-redis test-cluster test-sql bench bench-ratios bench-100k lint compose-check demo
 
 help:
 	@echo "Targets:"
 	@echo "  build         go build ./..."
 	@echo "  test          unit tests with -race against embedded miniredis (no real Redis needed)"
 	@echo "  test-redis    same suites against a real Redis at REDIS_URL (default $(REDIS_URL))"
+	@echo "  test-sql      sqlstore, zohofmt and redisstore with a record against PostgreSQL and MariaDB (POSTGRES_URL, MYSQL_URL)"
 	@echo "  test-cluster  same suites against a throwaway 3-node Redis Cluster (scripts/redis-cluster.sh)"
 	@echo "  bench         benchmarks: BENCH=regex BENCHTIME=2s COUNT=5"
 	@echo "  bench-ratios  the figures of BENCHMARKS.md: ratios to a raw HGETALL and waiter latency, on REDIS_URL"
@@ -38,6 +39,17 @@ test:
 test-redis:
 	env -u TOKENCACHE_CLUSTER_ADDRS REDIS_URL='$(REDIS_URL)' \
 		$(GO) test -race -count=1 $(PKGS)
+
+# Real PostgreSQL and MariaDB (scripts/ensure-sql.sh starts them); a missing server fails, never skips.
+POSTGRES_URL ?= postgres://root@127.0.0.1:5432/test?sslmode=disable
+MYSQL_URL    ?= mysql://root@127.0.0.1:3306/test
+test-sql:
+	env -u TOKENCACHE_CLUSTER_ADDRS TOKENCACHE_POSTGRES_URL='$(POSTGRES_URL)' TOKENCACHE_MYSQL_URL='$(MYSQL_URL)' TOKENCACHE_REQUIRE_DB=1 \
+		REDIS_URL='$(REDIS_URL)' TOKENCACHE_REQUIRE_REDIS=1 \
+		$(GO) test -race -count=1 ./sqlstore/ ./internal/zohofmt/ ./internal/sqltest/
+	env -u TOKENCACHE_CLUSTER_ADDRS TOKENCACHE_POSTGRES_URL='$(POSTGRES_URL)' TOKENCACHE_MYSQL_URL='$(MYSQL_URL)' TOKENCACHE_REQUIRE_DB=1 \
+		REDIS_URL='$(REDIS_URL)' TOKENCACHE_REQUIRE_REDIS=1 \
+		$(GO) test -race -count=1 -run 'Durable' ./redisstore/
 
 # Throwaway Redis Cluster on spare loopback ports; always torn down, test exit status kept.
 test-cluster:
