@@ -24,6 +24,7 @@ type Scenario struct {
 	Persist Persistence // how the scenario's Redis persists
 	Durable bool        // the workers' store is redisstore in front of a SQLite record
 	Victim  string      // the victim mode of worker 0, if any
+	Full    bool        // left out of the CI version (-short)
 
 	// fault injects the faults, in a bounded time; short selects the CI
 	// version.
@@ -45,25 +46,25 @@ func Scenarios() []Scenario {
 		{Name: "cuts", Title: "all connections cut every 1–3 s", GateLost: true, GateValid: true, fault: cuts},
 		{Name: "stall-3s", Title: "one 3 s stall while a refresh is at the server", GateLost: true, GateValid: true, fault: stalls(3*time.Second, 1, 1)},
 		{Name: "stall-6s", Title: "6 s stalls while a refresh is at the server (×3; CI ×1)", GateLost: true, GateValid: true, fault: stalls(6*time.Second, 3, 1)},
-		{Name: "refuse", Title: "Redis refuses connections 2 s while a refresh is at the server (×3; CI ×2)", GateLost: true, GateValid: true, fault: refuse},
+		{Name: "refuse", Title: "Redis refuses connections 2 s while a refresh is at the server (×3; CI ×1)", GateLost: true, GateValid: true, fault: refuse},
 		{Name: "sigstop-holder", Title: "holder SIGSTOPped 12 s (> 10 s lock TTL) while its refresh is at the server (×2; CI ×1)", GateLost: true, fault: sigstop},
 		{Name: "kill-after-lock", Title: "holder SIGKILLed right after it took the lock (×2; CI ×1)", GateLost: true, Victim: VictimAfterLock, fault: killVictim},
 		{Name: "kill-before-send", Title: "holder SIGKILLed when it calls the endpoint, before the request leaves (×2; CI ×1)", GateLost: true, Victim: VictimBeforeSend, fault: killVictim},
-		{Name: "kill-random", Title: "a random worker SIGKILLed every 2–4 s (×11; CI ×4)", GateLost: true, fault: killRandom},
-		{Name: "kill-after-answer", Title: "holder SIGKILLed right after the server answered (×3; CI ×1; not gated)", fault: killAfterAnswer},
+		{Name: "kill-random", Title: "a random worker SIGKILLed every 2–4 s (×11; CI ×3)", GateLost: true, fault: killRandom},
+		{Name: "kill-after-answer", Title: "holder SIGKILLed right after the server answered (×3; not gated)", Full: true, fault: killAfterAnswer},
 		{Name: "restart", Title: "Redis restarted without persistence, durable record on SQLite", GateLost: true, Durable: true, fault: restart},
-		{Name: "restart-norecord", Title: "Redis restarted without persistence, no durable record (not gated)", fault: restart},
+		{Name: "restart-norecord", Title: "Redis restarted without persistence, no durable record (not gated)", Full: true, fault: restart},
 		{Name: "rollback", Title: "Redis rolled back 1 s (AOF everysec copy restored), durable record on SQLite", GateLost: true, Persist: AOFEverySec, Durable: true, fault: rollback},
-		{Name: "rollback-norecord", Title: "Redis rolled back 1 s (AOF everysec copy restored), no durable record (not gated)", Persist: AOFEverySec, fault: rollback},
+		{Name: "rollback-norecord", Title: "Redis rolled back 1 s (AOF everysec copy restored), no durable record (not gated)", Persist: AOFEverySec, Full: true, fault: rollback},
 	}
 }
 
 func baseline(e *env, short bool) error {
-	return e.sleep(time.Duration(count(short, 20, 10)) * time.Second)
+	return e.sleep(time.Duration(count(short, 20, 6)) * time.Second)
 }
 
 func cuts(e *env, short bool) error {
-	end := time.Now().Add(time.Duration(count(short, 20, 10)) * time.Second)
+	end := time.Now().Add(time.Duration(count(short, 20, 8)) * time.Second)
 	for time.Now().Before(end) {
 		if err := e.sleep(time.Second + time.Duration(rand.Int64N(int64(2*time.Second)))); err != nil {
 			return err
@@ -102,7 +103,7 @@ func stalls(d time.Duration, full, short int) func(*env, bool) error {
 }
 
 func refuse(e *env, short bool) error {
-	for i := range count(short, 3, 2) {
+	for i := range count(short, 3, 1) {
 		arr, err := e.auth.nextArrival(e.ctx, 10*time.Second)
 		if err != nil {
 			return err
@@ -196,7 +197,7 @@ func killVictim(e *env, short bool) error {
 }
 
 func killRandom(e *env, short bool) error {
-	for i := range count(short, 11, 4) {
+	for i := range count(short, 11, 3) {
 		if err := e.sleep(2*time.Second + time.Duration(rand.Int64N(int64(2*time.Second)))); err != nil {
 			return err
 		}
