@@ -94,6 +94,16 @@ func (e *env) sleep(d time.Duration) error {
 	}
 }
 
+// pause waits d between two faults of a scenario; the CI version, which
+// injects one fault of each kind, leaves the quiet time to the settle
+// phase.
+func (e *env) pause(d time.Duration) error {
+	if e.cfg.Short {
+		return nil
+	}
+	return e.sleep(d)
+}
+
 // faultEnded records the end of one fault, from which recovery is timed.
 func (e *env) faultEnded(at time.Time) {
 	e.mu.Lock()

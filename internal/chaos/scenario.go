@@ -94,7 +94,7 @@ func stalls(d time.Duration, full, short int) func(*env, bool) error {
 				return err
 			}
 			e.faultEnded(time.Now())
-			if err := e.sleep(3 * time.Second); err != nil {
+			if err := e.pause(3 * time.Second); err != nil {
 				return err
 			}
 		}
@@ -120,7 +120,7 @@ func refuse(e *env, short bool) error {
 			return err
 		}
 		e.faultEnded(time.Now())
-		if err := e.sleep(4 * time.Second); err != nil {
+		if err := e.pause(4 * time.Second); err != nil {
 			return err
 		}
 	}
@@ -149,7 +149,7 @@ func sigstop(e *env, short bool) error {
 			return err
 		}
 		e.faultEnded(time.Now())
-		if err := e.sleep(3 * time.Second); err != nil {
+		if err := e.pause(3 * time.Second); err != nil {
 			return err
 		}
 	}
@@ -188,10 +188,11 @@ func killVictim(e *env, short bool) error {
 		if user != "" {
 			e.awaitTakeover(user, at, 45*time.Second)
 		}
-		if err := e.sleep(2 * time.Second); err != nil {
-			return err
+		if i+1 < count(short, 2, 1) {
+			if err := e.sleep(2 * time.Second); err != nil {
+				return err
+			}
 		}
-		_ = i
 	}
 	return nil
 }
@@ -247,7 +248,7 @@ func killAfterAnswer(e *env, short bool) error {
 		if _, err := e.fleet.start(""); err != nil {
 			return err
 		}
-		if err := e.sleep(3 * time.Second); err != nil {
+		if err := e.pause(3 * time.Second); err != nil {
 			return err
 		}
 	}

@@ -63,7 +63,7 @@ func run() int {
 	}
 	cfg.Short = *short
 	if cfg.Short {
-		cfg.Warmup, cfg.Settle = 3*time.Second, 5*time.Second
+		cfg.Warmup, cfg.Settle = 2*time.Second, 4*time.Second
 	}
 	if !*quiet {
 		cfg.Log = os.Stderr
