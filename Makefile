@@ -10,8 +10,11 @@ BENCH     ?= .
 BENCHTIME ?=
 COUNT     ?= 1
 DEMO_ARGS ?=
+# Scenarios whose gates `make chaos` / `make chaos-short` enforce ("all", "none" or names; see RELIABILITY.md).
+CHAOS_GATE ?= baseline,cuts,stall-3s,kill-after-lock,kill-before-send
+CHAOS_ARGS ?=
 
-.PHONY: help build test test-redis test-cluster test-sql bench bench-ratios bench-100k lint compose-check demo
+.PHONY: help build test test-redis test-cluster test-sql bench bench-ratios bench-100k lint compose-check demo chaos chaos-short
 
 help:
 	@echo "Targets:"
@@ -26,6 +29,8 @@ help:
 	@echo "  lint          gofmt, go vet, staticcheck (scripts/lint.sh)"
 	@echo "  compose-check validate docker-compose.yml with the Compose-spec loader (tools/composecheck)"
 	@echo "  demo          go run ./cmd/tokencache demo \$$DEMO_ARGS"
+	@echo "  chaos         the fault suite (RELIABILITY.md), minutes; gates: CHAOS_GATE=$(CHAOS_GATE)"
+	@echo "  chaos-short   its CI version (under 3 minutes)"
 
 build:
 	$(GO) build $(PKGS)
@@ -83,3 +88,10 @@ compose-check:
 
 demo:
 	$(GO) run ./cmd/tokencache demo $(DEMO_ARGS)
+
+# The chaos suite (internal/chaos): its own redis-server processes, fault proxy, OAuth server and
+# worker processes on loopback ports 7600-7699. Fails when a scenario in CHAOS_GATE fails its gate.
+chaos chaos-short:
+	dir=$$(mktemp -d "$${TMPDIR:-/tmp}/tokencache-chaosrun.XXXXXX"); trap 'rm -rf "$$dir"' EXIT; \
+	$(GO) build -o "$$dir/chaosrun" ./internal/chaos/chaosrun; \
+	"$$dir/chaosrun" -gate '$(CHAOS_GATE)' $(if $(filter chaos-short,$@),-short) $(CHAOS_ARGS)
