@@ -11,7 +11,7 @@ BENCHTIME ?=
 COUNT     ?= 1
 DEMO_ARGS ?=
 
-.PHONY: help build test test-redis test-cluster bench bench-ratios bench-100k lint compose-check demo
+.PHONY: help build test test-redis test-cluster bench bench-ratios bench-100k lint compose-check demo soak
 
 help:
 	@echo "Targets:"
@@ -25,6 +25,7 @@ help:
 	@echo "  lint          gofmt, go vet, staticcheck (scripts/lint.sh)"
 	@echo "  compose-check validate docker-compose.yml with the Compose-spec loader (tools/composecheck)"
 	@echo "  demo          go run ./cmd/tokencache demo \$$DEMO_ARGS"
+	@echo "  soak          model-based test with faults for SOAK (default $(SOAK)) on REDIS_URL, then on a throwaway Cluster"
 
 build:
 	$(GO) build $(PKGS)
@@ -71,3 +72,17 @@ compose-check:
 
 demo:
 	$(GO) run ./cmd/tokencache demo $(DEMO_ARGS)
+
+# Model-based soak (issue 7): random seeds, a fault at every Redis command of half the operations,
+# checked against memstore; SOAK long on REDIS_URL, then as long on a throwaway Cluster
+# (BASE_PORT picks its ports). Prints operation and fault counts; the first failure stops it.
+SOAK       ?= 10m
+SOAK_FLAGS ?=
+soak:
+	env -u TOKENCACHE_CLUSTER_ADDRS REDIS_URL='$(REDIS_URL)' TOKENCACHE_REQUIRE_REDIS=1 TOKENCACHE_SOAK='$(SOAK)' \
+		$(GO) test -count=1 -v -timeout 0 $(SOAK_FLAGS) -run '^TestModel$$' ./redisstore/ | grep -v '^=== RUN'
+	dir=$$(mktemp -d "$${TMPDIR:-/tmp}/tokencache-soak.XXXXXX"); \
+	trap 'bash scripts/redis-cluster.sh stop "$$dir"' EXIT; trap 'exit 130' INT TERM HUP; \
+	bash scripts/redis-cluster.sh start "$$dir" >/dev/null; \
+	env -u REDIS_URL TOKENCACHE_CLUSTER_ADDRS="$$(cat "$$dir/addrs")" TOKENCACHE_REQUIRE_REDIS=1 TOKENCACHE_SOAK='$(SOAK)' \
+		$(GO) test -count=1 -v -timeout 0 $(SOAK_FLAGS) -run '^TestModel$$' ./redisstore/ | grep -v '^=== RUN'
