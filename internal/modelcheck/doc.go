@@ -25,6 +25,12 @@
 //     and through the observer: nothing is unreachable, and two processes
 //     never answer differently.
 //
+// A few steps are races: two or three saves of one user+client identity
+// through different instances at the same moment, sometimes with the delete
+// of its current holder (an upsert racing a delete and a new login). The
+// answers must fit some serial order, which the driver reads from them and
+// replays on the model.
+//
 // With a FaultRate, an Injector (a go-redis hook) fails the operation at
 // its first Redis command, then at its second, and so on until the
 // operation completes first, with one of the Modes: cancel the caller's

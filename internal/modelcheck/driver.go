@@ -170,9 +170,12 @@ func Run(cfg Config) (Stats, error) {
 		d.stats.Steps++
 		op := d.genOp()
 		var err error
-		if op.Kind != KindRestart && chance(d.g.r, cfg.FaultRate) {
+		switch {
+		case op.Kind == KindRace:
+			err = d.race()
+		case op.Kind != KindRestart && chance(d.g.r, cfg.FaultRate):
 			err = d.faultLoop(op)
-		} else {
+		default:
 			err = d.plain(op)
 		}
 		if err == nil {
@@ -252,10 +255,12 @@ func (d *driver) genOp() Op {
 	case x < 88:
 		op.Kind = KindDelete
 		op.ID = d.pickID()
-	case x < 94:
+	case x < 93:
 		op.Kind = KindGetTokens
 	case x < 96:
 		op.Kind = KindDeleteTokens
+	case x < 98 && len(d.inst) > 1:
+		op.Kind = KindRace
 	default:
 		op.Kind = KindRestart
 	}

@@ -21,9 +21,10 @@ const (
 	KindGetTokens
 	KindDeleteTokens
 	KindRestart // replace an instance with a fresh process (empty hint cache)
+	KindRace    // concurrent saves of one identity, perhaps with a delete
 )
 
-var kindNames = [...]string{"SaveToken", "FindToken", "FindTokenByID", "DeleteToken", "GetTokens", "DeleteTokens", "Restart"}
+var kindNames = [...]string{"SaveToken", "FindToken", "FindTokenByID", "DeleteToken", "GetTokens", "DeleteTokens", "Restart", "Race"}
 
 // String returns the method name.
 func (k Kind) String() string { return kindNames[k] }
