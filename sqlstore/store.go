@@ -34,6 +34,7 @@ type Store struct {
 	digest    digester
 	now       func() time.Time
 	q         queries
+	stmts     map[string]*sql.Stmt // the hot queries, prepared once; by SQL text
 
 	stop      chan struct{} // closed by Close: ends the cleanup loop
 	done      chan struct{} // closed when the cleanup loop has ended
@@ -96,8 +97,62 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	if err := s.prepare(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("sqlstore: preparing statements on %s: %w", info.dialect.name, err)
+	}
 	go s.cleanupLoop(c.cleanup)
 	return s, nil
+}
+
+// prepare prepares the queries of every lookup and save, so that each
+// costs one round trip (MySQL would otherwise prepare, execute and close a
+// statement per call). database/sql prepares them again on each new
+// connection by itself.
+func (s *Store) prepare(ctx context.Context) error {
+	hot := []string{s.q.findByID, s.q.lockByID, s.q.insert, s.q.update, s.q.casByID, s.q.deleteByID}
+	for _, rule := range lookupRules {
+		hot = append(hot, s.q.findByKey[rule], s.q.lockByKey[rule])
+	}
+	s.stmts = make(map[string]*sql.Stmt, len(hot))
+	for _, q := range hot {
+		st, err := s.db.PrepareContext(ctx, q)
+		if err != nil {
+			return err
+		}
+		s.stmts[q] = st
+	}
+	return nil
+}
+
+// exec runs q, prepared when it is a hot query, in tx when tx is not nil.
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	st := s.stmts[q]
+	switch {
+	case st != nil && tx != nil:
+		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	case st != nil:
+		return st.ExecContext(ctx, args...)
+	case tx != nil:
+		return tx.ExecContext(ctx, q, args...)
+	default:
+		return s.db.ExecContext(ctx, q, args...)
+	}
+}
+
+// queryRow is exec for a query that returns one row.
+func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+	st := s.stmts[q]
+	switch {
+	case st != nil && tx != nil:
+		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	case st != nil:
+		return st.QueryRowContext(ctx, args...)
+	case tx != nil:
+		return tx.QueryRowContext(ctx, q, args...)
+	default:
+		return s.db.QueryRowContext(ctx, q, args...)
+	}
 }
 
 // Close stops the cleanup loop and closes the database connections. It is
@@ -106,6 +161,9 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		<-s.done
+		for _, st := range s.stmts {
+			_ = st.Close()
+		}
 		s.closeErr = s.db.Close()
 	})
 	return s.closeErr
@@ -191,13 +249,13 @@ func (s *Store) FindToken(ctx context.Context, query tokencache.Token) (tokencac
 	ms := now.UnixMilli()
 	var r *sql.Row
 	if rule == tokencache.RuleID {
-		r = s.db.QueryRowContext(ctx, s.q.findByID, query.ID, ms)
+		r = s.queryRow(ctx, nil, s.q.findByID, query.ID, ms)
 	} else {
 		args := []any{s.digest.digest(rule, query), ms}
 		if rule == tokencache.RuleAccessToken {
 			args = append(args, ms)
 		}
-		r = s.db.QueryRowContext(ctx, s.q.findByKey[rule], args...)
+		r = s.queryRow(ctx, nil, s.q.findByKey[rule], args...)
 	}
 	st, err := scanRow(r)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && !tokencache.Matches(query, st.t, now) {
@@ -286,7 +344,7 @@ func (s *Store) casByID(ctx context.Context, token *tokencache.Token, now time.T
 	saved.Version = token.Version + 1
 	args := s.makeRow(saved, now).args()[1:] // the SET list starts at version
 	args = append(args, saved.ID, token.Version, now.UnixMilli())
-	res, err := s.db.ExecContext(ctx, s.q.casByID, args...)
+	res, err := s.exec(ctx, nil, s.q.casByID, args...)
 	if err != nil {
 		return false, err
 	}
@@ -339,9 +397,9 @@ func (s *Store) saveTx(ctx context.Context, token *tokencache.Token, rule tokenc
 	}
 	args := r.args()
 	if found {
-		_, err = tx.ExecContext(ctx, s.q.update, append(args[1:], saved.ID)...)
+		_, err = s.exec(ctx, tx, s.q.update, append(args[1:], saved.ID)...)
 	} else {
-		_, err = tx.ExecContext(ctx, s.q.insert, args...)
+		_, err = s.exec(ctx, tx, s.q.insert, args...)
 	}
 	if err != nil {
 		return err
@@ -361,9 +419,9 @@ func (s *Store) saveTx(ctx context.Context, token *tokencache.Token, rule tokenc
 func (s *Store) matchForUpdate(ctx context.Context, tx *sql.Tx, t tokencache.Token, rule tokencache.Rule, now time.Time) (tokencache.Token, bool, error) {
 	var r *sql.Row
 	if rule == tokencache.RuleID {
-		r = tx.QueryRowContext(ctx, s.q.lockByID, t.ID)
+		r = s.queryRow(ctx, tx, s.q.lockByID, t.ID)
 	} else {
-		r = tx.QueryRowContext(ctx, s.q.lockByKey[rule], s.digest.digest(rule, t))
+		r = s.queryRow(ctx, tx, s.q.lockByKey[rule], s.digest.digest(rule, t))
 	}
 	st, err := scanRow(r)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -392,7 +450,7 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	if err := tokencache.ValidateID(id); err != nil {
 		return err
 	}
-	if _, err := s.db.ExecContext(ctx, s.q.deleteByID, id); err != nil {
+	if _, err := s.exec(ctx, nil, s.q.deleteByID, id); err != nil {
 		return fmt.Errorf("sqlstore: delete token: %w", err)
 	}
 	return nil
