@@ -153,9 +153,7 @@ func Run(cfg Config) (Stats, error) {
 		offset:  map[string]int64{},
 		stats:   Stats{ByMode: map[string]int{}, ByKind: map[string]int{}},
 	}
-	for _, id := range fixedIDs {
-		d.known = append(d.known, id)
-	}
+	d.known = append(d.known, fixedIDs...)
 	d.obs, d.stopO = cfg.New(nil)
 	defer func() {
 		for _, in := range d.inst {
