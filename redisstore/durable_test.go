@@ -114,6 +114,10 @@ func TestDurableRedisFlushed(t *testing.T) {
 	if err != nil || len(all) != len(toks) {
 		t.Fatalf("GetTokens after the flush = %d tokens, %v; want %d", len(all), err, len(toks))
 	}
+	walked := 0
+	if err := f.store.Walk(ctx, func(tokencache.Token) error { walked++; return nil }); err != nil || walked != len(toks) {
+		t.Errorf("Walk after the flush visited %d tokens, %v; want %d", walked, err, len(toks))
+	}
 	for _, tok := range toks {
 		for _, q := range queries(tok) {
 			got, err := f.store.FindToken(ctx, q)

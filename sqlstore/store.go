@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -190,6 +191,7 @@ type queries struct {
 	casByID     string
 	deleteByID  string
 	getAll      string
+	walkPage    string
 	deleteAll   string
 	deleteStale string
 }
@@ -217,6 +219,7 @@ func buildQueries(d *dialect, name string) queries {
 		casByID:     "UPDATE " + t + " SET " + setAll + " WHERE id = ? AND version = ? AND " + live,
 		deleteByID:  "DELETE FROM " + t + " WHERE id = ?",
 		getAll:      "SELECT " + tokenColumns + " FROM " + t + " WHERE " + live,
+		walkPage:    "SELECT " + tokenColumns + " FROM " + t + " WHERE id > ? AND " + live + " ORDER BY id LIMIT " + strconv.Itoa(walkPageSize),
 		deleteAll:   "DELETE FROM " + t,
 		deleteStale: d.limitDelete(t, "purge_ms <= ?", cleanupBatch),
 	}
@@ -229,7 +232,7 @@ func buildQueries(d *dialect, name string) queries {
 		q.lockByKey[rule] = d.rebind("SELECT " + tokenColumns + " FROM " + t + " WHERE " + col + " = ?" + d.forUpdate)
 		q.clearKey[rule] = d.rebind("UPDATE " + t + " SET " + col + " = NULL WHERE id = ?")
 	}
-	for _, p := range []*string{&q.findByID, &q.lockByID, &q.steal, &q.insert, &q.update, &q.casByID, &q.deleteByID, &q.getAll, &q.deleteStale} {
+	for _, p := range []*string{&q.findByID, &q.lockByID, &q.steal, &q.insert, &q.update, &q.casByID, &q.deleteByID, &q.getAll, &q.walkPage, &q.deleteStale} {
 		*p = d.rebind(*p)
 	}
 	return q
@@ -481,6 +484,55 @@ func (s *Store) GetTokens(ctx context.Context) ([]tokencache.Token, error) {
 		return nil, fmt.Errorf("sqlstore: get tokens: %w", err)
 	}
 	return out, nil
+}
+
+// walkPageSize is how many rows one page of Walk reads.
+const walkPageSize = 500
+
+var _ tokencache.Walker = (*Store)(nil)
+
+// Walk calls fn for every live token, in ID order, reading a page of rows
+// at a time through the primary key (no cursor stays open while fn runs);
+// see tokencache.Walker.
+func (s *Store) Walk(ctx context.Context, fn func(tokencache.Token) error) error {
+	after := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("sqlstore: walk: %w", err)
+		}
+		now := s.now()
+		rows, err := s.db.QueryContext(ctx, s.q.walkPage, after, now.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("sqlstore: walk: %w", err)
+		}
+		page := make([]tokencache.Token, 0, walkPageSize)
+		n := 0
+		for rows.Next() {
+			st, err := scanRow(rows)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlstore: walk: %w", err)
+			}
+			n++
+			after = st.t.ID
+			if st.live(now) {
+				page = append(page, st.t)
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("sqlstore: walk: %w", err)
+		}
+		for _, t := range page {
+			if err := fn(t); err != nil {
+				return err
+			}
+		}
+		if n < walkPageSize {
+			return nil
+		}
+	}
 }
 
 // DeleteTokens removes every token of the table; see tokencache.Store.
