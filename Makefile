@@ -14,7 +14,7 @@ DEMO_ARGS ?=
 CHAOS_GATE ?= baseline,cuts,stall-3s,kill-after-lock,kill-before-send
 CHAOS_ARGS ?=
 
-.PHONY: help build test test-redis test-cluster test-sql bench bench-ratios bench-100k lint compose-check demo chaos chaos-short soak
+.PHONY: help build test test-redis test-cluster test-sql bench-durable bench bench-ratios bench-100k lint compose-check demo chaos chaos-short soak
 .PHONY: bench-scale bench-scale-cluster bench-l1
 
 help:
@@ -26,6 +26,7 @@ help:
 	@echo "  test-cluster  same suites against a throwaway 3-node Redis Cluster (scripts/redis-cluster.sh)"
 	@echo "  bench         benchmarks: BENCH=regex BENCHTIME=2s COUNT=5"
 	@echo "  bench-ratios  the figures of BENCHMARKS.md: ratios to a raw HGETALL and waiter latency, on REDIS_URL"
+	@echo "  bench-durable the record's figures of BENCHMARKS.md part 3: Redis with a record (SQLite, POSTGRES_URL) vs alone"
 	@echo "  bench-100k    memory per token and GetTokens over 100,000 tokens, on REDIS_URL"
 	@echo "  bench-scale   1k/10k/100k/1M tokens on a private redis-server (port 7710): memory, lookups, walk, DeleteTokens"
 	@echo "  bench-scale-cluster  the same on a private 3-node Cluster (ports from 7701), up to 100k tokens"
@@ -60,6 +61,11 @@ test-sql:
 	env -u TOKENCACHE_CLUSTER_ADDRS TOKENCACHE_POSTGRES_URL='$(POSTGRES_URL)' TOKENCACHE_MYSQL_URL='$(MYSQL_URL)' TOKENCACHE_REQUIRE_DB=1 \
 		REDIS_URL='$(REDIS_URL)' TOKENCACHE_REQUIRE_REDIS=1 \
 		$(GO) test -race -count=1 -run 'Durable' ./redisstore/
+
+# BENCHMARKS.md part 3: what the durable record costs, ratios measured in one run.
+bench-durable:
+	REDIS_URL='$(REDIS_URL)' TOKENCACHE_POSTGRES_URL='$(POSTGRES_URL)' TOKENCACHE_BENCH_RATIOS=1 \
+		$(GO) test -count=1 -v -timeout 10m -run TestDurableBenchRatios ./redisstore/
 
 # Throwaway Redis Cluster on spare loopback ports; always torn down, test exit status kept.
 test-cluster:
