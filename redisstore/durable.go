@@ -98,6 +98,16 @@ func (s *Store) DurableStats() DurableStats {
 	}
 }
 
+// Record returns the durable record given to WithDurableStore, or nil
+// without one. The refresher uses it to reach capabilities of the record
+// itself, such as tokencache.FlightRecorder, that must outlive Redis.
+func (s *Store) Record() tokencache.Store {
+	if s.dur == nil {
+		return nil
+	}
+	return s.dur.record
+}
+
 var _ tokencache.RecordFinder = (*Store)(nil)
 
 // FindTokenFromRecord returns the token query matches as the record holds

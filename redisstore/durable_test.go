@@ -190,6 +190,15 @@ func TestDurableRedisDown(t *testing.T) {
 		t.Errorf("DurableStats = %+v, want read and write failures counted", st)
 	}
 
+	// The record's in-flight marks work without Redis.
+	flights, ok := f.store.Record().(tokencache.FlightRecorder)
+	if !ok {
+		t.Fatalf("Record() = %T, want a tokencache.FlightRecorder", f.store.Record())
+	}
+	if ok, _, err := flights.BeginFlight(ctx, refreshed.ID, refreshed.Version, "holder", time.Minute); err != nil || !ok {
+		t.Errorf("BeginFlight on the record with Redis down = %v, %v", ok, err)
+	}
+
 	// Redis comes back with what it had before: the older revision.
 	if err := mr.Restart(); err != nil {
 		t.Fatal(err)

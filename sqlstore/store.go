@@ -35,6 +35,7 @@ type Store struct {
 	digest    digester
 	now       func() time.Time
 	q         queries
+	fq        flightQueries
 	stmts     map[string]*sql.Stmt // the hot queries, prepared once; by SQL text
 
 	stop      chan struct{} // closed by Close: ends the cleanup loop
@@ -95,6 +96,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		digest:    digester{key: c.indexKey},
 		now:       c.now,
 		q:         buildQueries(info.dialect, c.table),
+		fq:        buildFlightQueries(info.dialect, c.table),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -591,12 +593,14 @@ func (s *Store) cleanupLoop(interval time.Duration) {
 	}
 }
 
-// DropTable drops the token table and its schema-version row: everything
+// DropTable drops the token table, its table of in-flight marks and its schema-version row: everything
 // the Store created. The Store must not be used afterwards except to Close
 // it. Tests use it to clean up after themselves.
 func (s *Store) DropTable(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+s.d.ident(s.table)); err != nil {
-		return fmt.Errorf("sqlstore: drop table: %w", err)
+	for _, t := range []string{s.table, flightsTable(s.table)} {
+		if _, err := s.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+s.d.ident(t)); err != nil {
+			return fmt.Errorf("sqlstore: drop table: %w", err)
+		}
 	}
 	if _, err := s.db.ExecContext(ctx, s.d.rebind("DELETE FROM "+SchemaTable+" WHERE table_name = ?"), s.table); err != nil {
 		return fmt.Errorf("sqlstore: drop table: %w", err)
