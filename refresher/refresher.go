@@ -220,6 +220,9 @@ func (r *Refresher) read(ctx context.Context, query tokencache.Token, key string
 	if err == nil || errors.Is(err, tokencache.ErrNotFound) || errors.Is(err, tokencache.ErrInvalidToken) || ctx.Err() != nil {
 		return tok, false, err
 	}
+	if rem, ok = r.memory.get(key, r.cfg.now()); !ok {
+		return tokencache.Token{}, false, err // it expired while the store did not answer
+	}
 	if late {
 		r.event(ctx, EventStoreTimeout, err)
 	} else {
