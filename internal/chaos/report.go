@@ -136,6 +136,7 @@ func WriteTable(w io.Writer, results []Result, g Gates) {
 		for _, why := range sortedKeys(r.LostWhy) {
 			lines = append(lines, fmt.Sprintf("lost: %d × %s", r.LostWhy[why], why))
 		}
+		lines = append(lines, r.Timelines...)
 		for _, e := range topErrs(r.Errs, 3) {
 			lines = append(lines, "failure: "+e)
 		}
