@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokencache/tokencache"
+	"github.com/tokencache/tokencache/internal/announce"
 )
 
 // pendingTTL bounds how long the hash of an unfinished insert lives: an
@@ -203,10 +204,10 @@ func (s *Store) lookup(ctx context.Context, query tokencache.Token, rule tokenca
 // SaveToken inserts or updates token; see tokencache.Store.
 func (s *Store) SaveToken(ctx context.Context, token *tokencache.Token) error {
 	if s.obs == nil {
-		return s.saveToken(ctx, token)
+		return s.changedToken(ctx, s.saveToken(ctx, token), token)
 	}
 	ctx, done := s.obs.StoreOperation(ctx, OpSaveToken)
-	err := s.saveToken(ctx, token)
+	err := s.changedToken(ctx, s.saveToken(ctx, token), token)
 	done(err)
 	return err
 }
@@ -265,10 +266,10 @@ var errLockLost = fmt.Errorf("%w: the lock guarding the save is no longer held",
 // keys share a Cluster slot.
 func (s *Store) SaveTokenIfLocked(ctx context.Context, token *tokencache.Token, lockKey, lockToken string) error {
 	if s.obs == nil {
-		return s.saveTokenIfLocked(ctx, token, lockKey, lockToken)
+		return s.changedToken(ctx, s.saveTokenIfLocked(ctx, token, lockKey, lockToken), token)
 	}
 	ctx, done := s.obs.StoreOperation(ctx, OpSaveTokenIfLocked)
-	err := s.saveTokenIfLocked(ctx, token, lockKey, lockToken)
+	err := s.changedToken(ctx, s.saveTokenIfLocked(ctx, token, lockKey, lockToken), token)
 	done(err)
 	return err
 }
@@ -604,10 +605,10 @@ func (s *Store) indexTTL(rule tokencache.Rule, t tokencache.Token, now time.Time
 // DeleteToken removes the token with this ID; see tokencache.Store.
 func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	if s.obs == nil {
-		return s.deleteToken(ctx, id)
+		return s.changedID(ctx, s.deleteToken(ctx, id), id)
 	}
 	ctx, done := s.obs.StoreOperation(ctx, OpDeleteToken)
-	err := s.deleteToken(ctx, id)
+	err := s.changedID(ctx, s.deleteToken(ctx, id), id)
 	done(err)
 	return err
 }
@@ -712,10 +713,10 @@ func (s *Store) getTokens(ctx context.Context) ([]tokencache.Token, error) {
 // entries; keys of other namespaces are never touched.
 func (s *Store) DeleteTokens(ctx context.Context) error {
 	if s.obs == nil {
-		return s.deleteTokens(ctx)
+		return s.changedID(ctx, s.deleteTokens(ctx), announce.All)
 	}
 	ctx, done := s.obs.StoreOperation(ctx, OpDeleteTokens)
-	err := s.deleteTokens(ctx)
+	err := s.changedID(ctx, s.deleteTokens(ctx), announce.All)
 	done(err)
 	return err
 }
