@@ -183,7 +183,7 @@ func slowlog(t *testing.T, rdb redis.UniversalClient) []string {
 	var out []string
 	eachMaster(t, rdb, func(c redis.UniversalClient) {
 		ctx := context.Background()
-		logs, err := c.SlowLogGet(ctx, 128).Result()
+		logs, err := c.SlowLogGet(ctx, -1).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,6 +197,35 @@ func slowlog(t *testing.T, rdb redis.UniversalClient) []string {
 		_ = c.Do(ctx, "SLOWLOG", "RESET").Err()
 	})
 	return out
+}
+
+// summarize counts slow-log entries ("NAME 1.2ms") by command and gives
+// each command's worst.
+func summarize(entries []string) string {
+	type agg struct {
+		n     int
+		worst float64
+	}
+	by := map[string]*agg{}
+	var names []string
+	for _, e := range entries {
+		name, ms, _ := strings.Cut(e, " ")
+		v, _ := strconv.ParseFloat(strings.TrimSuffix(ms, "ms"), 64)
+		a := by[name]
+		if a == nil {
+			a = &agg{}
+			by[name] = a
+			names = append(names, name)
+		}
+		a.n++
+		a.worst = max(a.worst, v)
+	}
+	slices.Sort(names)
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = fmt.Sprintf("%s ×%d (worst %.1f ms)", name, by[name].n, by[name].worst)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func heapObjects() uint64 {
@@ -380,6 +409,7 @@ func TestScale(t *testing.T) {
 	ctx := context.Background()
 	eachMaster(t, rdb, func(c redis.UniversalClient) {
 		_ = c.ConfigSet(ctx, "slowlog-log-slower-than", strconv.Itoa(slowMicros)).Err()
+		_ = c.ConfigSet(ctx, "slowlog-max-len", "100000").Err()
 		_ = c.Do(ctx, "SLOWLOG", "RESET").Err()
 	})
 	var rows []row
@@ -447,8 +477,8 @@ func TestScale(t *testing.T) {
 		}
 		r.slow = slowlog(t, rdb)
 		rows = append(rows, r)
-		t.Logf("%d tokens: walk %v (%.1f MiB heap), DeleteTokens %v, slow commands: %v", n, r.walkTime.Round(time.Millisecond),
-			float64(r.walkHeap)/mib, r.deleteTime.Round(time.Millisecond), r.slow)
+		t.Logf("%d tokens: walk %v (%.1f MiB heap), DeleteTokens %v, commands over %d ms: %s", n, r.walkTime.Round(time.Millisecond),
+			float64(r.walkHeap)/mib, r.deleteTime.Round(time.Millisecond), slowMicros/1000, summarize(r.slow))
 	}
 	report(t, tg.Kind, rows)
 }
@@ -494,7 +524,7 @@ func report(t *testing.T, kind redistest.Kind, rows []row) {
 	}
 	for _, r := range rows {
 		if len(r.slow) > 0 {
-			fmt.Fprintf(&out, "slow commands at %d tokens: %s\n", r.n, strings.Join(r.slow, ", "))
+			fmt.Fprintf(&out, "commands over %d ms at %d tokens (lookups, walk, GetTokens, DeleteTokens): %s\n", slowMicros/1000, r.n, summarize(r.slow))
 		}
 	}
 	t.Log("\n" + out.String())
