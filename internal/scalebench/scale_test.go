@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -354,7 +355,7 @@ type row struct {
 	populate      time.Duration
 	bytesPerToken float64
 	keysPerToken  float64
-	warm, full    []lookupResult // by rules: default hints after a warm-up; hints sized to n
+	warm, full    []lookupResult // by rules: on the working set after a warm-up; on random tokens of all n
 	walkTime      time.Duration
 	walkHeap      uint64
 	walked        int
@@ -362,6 +363,49 @@ type row struct {
 	getHeap       uint64
 	deleteTime    time.Duration
 	slow          []string
+	breakdown     string
+}
+
+// breakdownMax is the largest size whose keys are all sized one by one.
+const breakdownMax = 10000
+
+// breakdown sums MEMORY USAGE over every key by its kind (what follows the
+// namespace up to the next ':' or '{'), per token. MEMORY USAGE leaves out
+// the keyspace's own entry for each key (about 50 bytes with a TTL), which
+// used_memory counts.
+func breakdown(t *testing.T, rdb redis.UniversalClient, n int) string {
+	t.Helper()
+	ctx := context.Background()
+	sum := map[string]int64{}
+	count := map[string]int{}
+	ns := redisstore.DefaultNamespace + ":"
+	eachMaster(t, rdb, func(c redis.UniversalClient) {
+		iter := c.Scan(ctx, 0, "", 1000).Iterator()
+		for iter.Next(ctx) {
+			k := iter.Val()
+			kind := strings.TrimPrefix(k, ns)
+			if i := strings.IndexAny(kind, ":{"); i >= 0 {
+				kind = kind[:i]
+			}
+			b, err := c.MemoryUsage(ctx, k).Result()
+			if err != nil {
+				t.Fatalf("MEMORY USAGE: %v", err)
+			}
+			sum[kind] += b
+			count[kind]++
+		}
+		if err := iter.Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	kinds := slices.Sorted(maps.Keys(sum))
+	parts := make([]string, len(kinds))
+	var total int64
+	for i, k := range kinds {
+		total += sum[k]
+		parts[i] = fmt.Sprintf("%s: %d keys, %.0f B", k, count[k], float64(sum[k])/float64(n))
+	}
+	return fmt.Sprintf("%s; total %.0f B", strings.Join(parts, "; "), float64(total)/float64(n))
 }
 
 func sizes(t *testing.T) []int {
@@ -421,6 +465,10 @@ func TestScale(t *testing.T) {
 		r.populate = populate(t, writer, p, 0, n)
 		r.bytesPerToken = float64(usedMemory(t, rdb)-base) / float64(n)
 		r.keysPerToken = float64(dbSize(t, rdb)) / float64(n)
+		if n <= breakdownMax {
+			r.breakdown = breakdown(t, rdb, n)
+			t.Logf("%d tokens: MEMORY USAGE per token by kind of key: %s", n, r.breakdown)
+		}
 		_ = slowlog(t, rdb) // populating is not the question
 		t.Logf("%d tokens: populated in %v, %.0f bytes and %.2f keys per token", n, r.populate.Round(time.Millisecond), r.bytesPerToken, r.keysPerToken)
 
