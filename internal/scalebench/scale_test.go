@@ -362,6 +362,7 @@ type row struct {
 	getTime       time.Duration
 	getHeap       uint64
 	deleteTime    time.Duration
+	deleteHeap    uint64
 	slow          []string
 	breakdown     string
 }
@@ -515,11 +516,11 @@ func TestScale(t *testing.T) {
 				t.Errorf("GetTokens returned %d of %d tokens", got, n)
 			}
 		}
-		start := time.Now()
-		if err := writer.DeleteTokens(ctx); err != nil {
-			t.Fatalf("DeleteTokens: %v", err)
-		}
-		r.deleteTime = time.Since(start)
+		r.deleteTime, r.deleteHeap = peakHeap(func() {
+			if err := writer.DeleteTokens(ctx); err != nil {
+				t.Fatalf("DeleteTokens: %v", err)
+			}
+		})
 		if left := dbSize(t, rdb); left != 0 {
 			t.Errorf("%d keys survived DeleteTokens of %d tokens", left, n)
 		}
@@ -543,7 +544,7 @@ func report(t *testing.T, kind redistest.Kind, rows []row) {
 	for _, ru := range rules {
 		fmt.Fprintf(w, "%s, all n\t", ru.name)
 	}
-	fmt.Fprintln(w, "walk\twalk heap MiB\tGetTokens\tGetTokens heap MiB\tDeleteTokens\tslow (>2ms)\t")
+	fmt.Fprintln(w, "walk\twalk heap MiB\tGetTokens\tGetTokens heap MiB\tDeleteTokens\tDeleteTokens heap MiB\tslow (>2ms)\t")
 	for _, r := range rows {
 		fmt.Fprintf(w, "%d\t%v\t%.0f\t%.2f\t", r.n, r.populate.Round(time.Millisecond), r.bytesPerToken, r.keysPerToken)
 		for _, l := range r.warm {
@@ -556,8 +557,8 @@ func report(t *testing.T, kind redistest.Kind, rows []row) {
 		if r.getTime > 0 {
 			get = fmt.Sprintf("%v\t%.1f", r.getTime.Round(time.Millisecond), float64(r.getHeap)/mib)
 		}
-		fmt.Fprintf(w, "%v\t%.1f\t%s\t%v\t%d\t\n", r.walkTime.Round(time.Millisecond), float64(r.walkHeap)/mib, get,
-			r.deleteTime.Round(time.Millisecond), len(r.slow))
+		fmt.Fprintf(w, "%v\t%.1f\t%s\t%v\t%.1f\t%d\t\n", r.walkTime.Round(time.Millisecond), float64(r.walkHeap)/mib, get,
+			r.deleteTime.Round(time.Millisecond), float64(r.deleteHeap)/mib, len(r.slow))
 	}
 	_ = w.Flush()
 	if len(rows) > 1 {
