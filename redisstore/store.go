@@ -37,6 +37,7 @@ type Store struct {
 	hints     *hints
 	obs       Observer // nil without WithObserver
 	err       error    // an invalid option; returned by every method
+	dur       *durable // the record behind Redis (WithDurableStore); nil: none
 
 	scriptsLoaded atomic.Bool // pipelineScripts are loaded in Redis, as far as we know
 }
@@ -60,6 +61,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 	if rdb == nil && s.err == nil {
 		s.err = fmt.Errorf("%w: nil Redis client", ErrBadOption)
 	}
+	s.dur = newDurable(rdb, opts, c)
 	return s
 }
 
@@ -78,6 +80,9 @@ func wrap(op string, err error) error {
 
 // FindToken returns the token query matches; see tokencache.Store.
 func (s *Store) FindToken(ctx context.Context, query tokencache.Token) (tokencache.Token, error) {
+	if s.dur != nil {
+		return s.dur.findToken(ctx, query)
+	}
 	if s.obs == nil {
 		return s.findToken(ctx, query)
 	}
@@ -116,6 +121,9 @@ func (s *Store) findToken(ctx context.Context, query tokencache.Token) (tokencac
 
 // FindTokenByID returns the token with this ID; see tokencache.Store.
 func (s *Store) FindTokenByID(ctx context.Context, id string) (tokencache.Token, error) {
+	if s.dur != nil {
+		return s.dur.findTokenByID(ctx, id)
+	}
 	if s.obs == nil {
 		return s.findTokenByID(ctx, id)
 	}
@@ -202,6 +210,9 @@ func (s *Store) lookup(ctx context.Context, query tokencache.Token, rule tokenca
 
 // SaveToken inserts or updates token; see tokencache.Store.
 func (s *Store) SaveToken(ctx context.Context, token *tokencache.Token) error {
+	if s.dur != nil {
+		return s.dur.saveToken(ctx, token)
+	}
 	if s.obs == nil {
 		return s.saveToken(ctx, token)
 	}
@@ -264,6 +275,9 @@ var errLockLost = fmt.Errorf("%w: the lock guarding the save is no longer held",
 // the token's hash tag ("...{ID}"), as lock.Locker's keys do, so that both
 // keys share a Cluster slot.
 func (s *Store) SaveTokenIfLocked(ctx context.Context, token *tokencache.Token, lockKey, lockToken string) error {
+	if s.dur != nil {
+		return s.dur.saveTokenIfLocked(ctx, token, lockKey, lockToken)
+	}
 	if s.obs == nil {
 		return s.saveTokenIfLocked(ctx, token, lockKey, lockToken)
 	}
@@ -603,6 +617,9 @@ func (s *Store) indexTTL(rule tokencache.Rule, t tokencache.Token, now time.Time
 
 // DeleteToken removes the token with this ID; see tokencache.Store.
 func (s *Store) DeleteToken(ctx context.Context, id string) error {
+	if s.dur != nil {
+		return s.dur.deleteToken(ctx, id)
+	}
 	if s.obs == nil {
 		return s.deleteToken(ctx, id)
 	}
@@ -661,6 +678,9 @@ func (s *Store) unlink(ctx context.Context, ids []string, old []tokencache.Token
 // set of IDs in batches and each batch's hashes in one pipeline, and drops
 // IDs whose hash has expired.
 func (s *Store) GetTokens(ctx context.Context) ([]tokencache.Token, error) {
+	if s.dur != nil {
+		return s.dur.getTokens(ctx)
+	}
 	if s.obs == nil {
 		return s.getTokens(ctx)
 	}
@@ -711,6 +731,9 @@ func (s *Store) getTokens(ctx context.Context) ([]tokencache.Token, error) {
 // walks the set of IDs in batches and unlinks each batch's hashes and index
 // entries; keys of other namespaces are never touched.
 func (s *Store) DeleteTokens(ctx context.Context) error {
+	if s.dur != nil {
+		return s.dur.deleteTokens(ctx)
+	}
 	if s.obs == nil {
 		return s.deleteTokens(ctx)
 	}
