@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/tokencache/tokencache"
 	"github.com/tokencache/tokencache/internal/connect"
 	"github.com/tokencache/tokencache/redisstore"
+	"github.com/tokencache/tokencache/sqlstore"
 )
 
 // Factory hands the commands what they share: the IO streams, the settings
@@ -26,9 +28,9 @@ type Factory struct {
 	// answers (connect.Open by default).
 	OpenRedis func(ctx context.Context, o connect.Options) (redis.UniversalClient, *connect.Endpoint, error)
 
-	// OpenDurable opens the durable record a --durable DSN names. Nil in a
-	// build without one: --durable is then refused.
-	OpenDurable func(ctx context.Context, dsn string) (Durable, error)
+	// OpenDurable opens the durable record a --durable DSN names
+	// (OpenSQLRecord by default).
+	OpenDurable func(ctx context.Context, dsn string, s *Settings) (Durable, error)
 }
 
 // Durable is an open durable record.
@@ -39,7 +41,7 @@ type Durable interface {
 
 // New returns the Factory of a process with streams io.
 func New(io *IOStreams) *Factory {
-	return &Factory{IO: io, Settings: &Settings{}, Now: time.Now, OpenRedis: connect.Open}
+	return &Factory{IO: io, Settings: &Settings{}, Now: time.Now, OpenRedis: connect.Open, OpenDurable: OpenSQLRecord}
 }
 
 // Conn is an open token store: the Redis client, the store of the settings,
@@ -82,9 +84,6 @@ func (f *Factory) OpenStore(ctx context.Context, extra ...redisstore.Option) (*C
 	if err != nil {
 		return nil, err
 	}
-	if f.Settings.Durable != "" && f.OpenDurable == nil {
-		return nil, UsageErrorf("--durable: this build has no durable store")
-	}
 	// An invalid namespace makes every store method fail with ErrBadOption;
 	// FindTokenByID reports it before it talks to Redis, so this asks the
 	// store itself, on a client that is never used.
@@ -97,11 +96,22 @@ func (f *Factory) OpenStore(ctx context.Context, extra ...redisstore.Option) (*C
 	}
 	rdb, ep, err := f.Redis(ctx)
 	if err != nil {
-		return nil, err
+		// With a record, an unreachable Redis is no reason to stop: reads
+		// and saves go to the record (redisstore.WithDurableStore). Without
+		// one, there is nothing to work on.
+		if f.Settings.Durable == "" || !errors.Is(err, connect.ErrUnreachable) {
+			return nil, err
+		}
+		var perr error
+		if ep, perr = connect.Parse(f.Settings.ConnectOptions()); perr != nil {
+			return nil, perr
+		}
+		fmt.Fprintf(f.IO.ErrOut, "tokencache: warning: %v; working on the durable record alone\n", err)
+		rdb = ep.NewClient()
 	}
 	c := &Conn{Redis: rdb, Endpoint: ep}
 	if f.Settings.Durable != "" {
-		d, err := f.OpenDurable(ctx, f.Settings.Durable)
+		d, err := f.OpenDurable(ctx, f.Settings.Durable, f.Settings)
 		if err != nil {
 			_ = rdb.Close()
 			return nil, err
@@ -125,7 +135,27 @@ func (f *Factory) WithStore(ctx context.Context, fn func(c *Conn) error) error {
 }
 
 // durableOption puts Redis in front of d.
-func durableOption(d Durable) redisstore.Option {
-	_ = d
-	return nil // until redisstore.WithDurableStore exists; OpenDurable is nil until then
+func durableOption(d Durable) redisstore.Option { return redisstore.WithDurableStore(d) }
+
+// OpenSQLRecord opens the sqlstore record dsn names, with the same refresh
+// retention and index key as the Redis store, so that both find the same
+// tokens. A DSN it cannot use is a UsageError; a database it cannot reach
+// or migrate is an UnreachableError. Messages never quote the DSN.
+func OpenSQLRecord(ctx context.Context, dsn string, s *Settings) (Durable, error) {
+	opts := []sqlstore.Option{sqlstore.WithRefreshRetention(s.RefreshRetention)}
+	key, err := s.IndexKey()
+	if err != nil {
+		return nil, err
+	}
+	if key != nil {
+		opts = append(opts, sqlstore.WithIndexKey(key))
+	}
+	rec, err := sqlstore.Open(ctx, dsn, opts...)
+	switch {
+	case errors.Is(err, sqlstore.ErrBadDSN), errors.Is(err, sqlstore.ErrBadOption):
+		return nil, UsageErrorf("--durable: %s", strings.TrimPrefix(err.Error(), "sqlstore: "))
+	case err != nil:
+		return nil, &UnreachableError{Err: fmt.Errorf("the durable record (--durable) cannot be used: %s", strings.TrimPrefix(err.Error(), "sqlstore: "))}
+	}
+	return rec, nil
 }

@@ -17,14 +17,6 @@ type Record struct {
 	Bad   string           // why the record is skipped; never quotes a value
 }
 
-// Source yields the records of one input.
-type Source interface {
-	// Next returns the next record, or io.EOF after the last one. Any other
-	// error stops the import.
-	Next(ctx context.Context) (Record, error)
-	Close() error
-}
-
 // Input is what an import reads: the FILE argument (or stdin) for a file
 // format, the --from DSN and --table for a database one.
 type Input struct {
@@ -39,21 +31,31 @@ type Format struct {
 	// File is true when the format reads a file (FILE or stdin), false
 	// when it reads a database (--from).
 	File bool
-	// Open returns the records of in.
-	Open func(ctx context.Context, in Input) (Source, error)
+	// Read calls fn with each record of in, in order, until the input ends
+	// (nil) or fn or the input fails (that error).
+	Read func(ctx context.Context, in Input, fn func(Record) error) error
 	// Write writes tokens, secrets emptied unless withSecrets; nil when the
 	// format cannot be exported to.
 	Write func(w io.Writer, tokens []tokencache.Token, withSecrets bool) error
 }
 
-// Formats are the known formats by name. The Zoho ones are registered by
-// zoho.go.
+// Formats are the known formats by name.
 var Formats = map[string]*Format{
 	"jsonl": {
 		Name:  "jsonl",
 		File:  true,
-		Open:  func(_ context.Context, in Input) (Source, error) { return newJSONLinesSource(in.Reader), nil },
+		Read:  readJSONLines,
 		Write: writeJSONLines,
+	},
+	"zoho-csv": {
+		Name:  "zoho-csv",
+		File:  true,
+		Read:  readZohoCSV,
+		Write: writeZohoCSV,
+	},
+	"zoho-db": {
+		Name: "zoho-db",
+		Read: readZohoDB,
 	},
 }
 
@@ -61,7 +63,7 @@ var Formats = map[string]*Format{
 func formatNames(export bool) string {
 	var names []string
 	for name, f := range Formats {
-		if export && f.Write == nil || !export && f.Open == nil {
+		if export && f.Write == nil || !export && f.Read == nil {
 			continue
 		}
 		names = append(names, name)

@@ -95,7 +95,7 @@ otherwise a line every 10000 tokens (--progress chooses).`,
 func (o *ImportOptions) validate() error {
 	format, ok := Formats[o.Format]
 	switch {
-	case !ok || format.Open == nil:
+	case !ok || format.Read == nil:
 		return cli.UsageErrorf("--format %q: want one of %s", o.Format, formatNames(false))
 	case o.Workers < 1 || o.Workers > 256:
 		return cli.UsageErrorf("--workers must be between 1 and 256")
@@ -136,11 +136,6 @@ func RunImport(ctx context.Context, o *ImportOptions) error {
 		name = "table " + o.Table
 	}
 	return o.F.WithStore(ctx, func(c *cli.Conn) error {
-		src, err := format.Open(ctx, in)
-		if err != nil {
-			return err
-		}
-		defer src.Close()
 		progress := o.Progress
 		if progress == ProgressAuto {
 			progress = ProgressLines
@@ -162,7 +157,7 @@ func RunImport(ctx context.Context, o *ImportOptions) error {
 			tick:      progressTick,
 			now:       o.F.Now,
 		}
-		return imp.run(ctx, src, name)
+		return imp.run(ctx, func(ctx context.Context, fn func(Record) error) error { return format.Read(ctx, in, fn) }, name)
 	})
 }
 

@@ -61,7 +61,7 @@ type importJob struct {
 	tok   tokencache.Token
 }
 
-func (im *importer) run(ctx context.Context, src Source, name string) error {
+func (im *importer) run(ctx context.Context, read func(ctx context.Context, fn func(Record) error) error, name string) error {
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan importJob, im.workers*64)
@@ -70,7 +70,7 @@ func (im *importer) run(ctx context.Context, src Source, name string) error {
 	}
 	g.Go(func() error {
 		defer close(jobs)
-		return im.readAll(gctx, src, jobs)
+		return im.readAll(gctx, read, jobs)
 	})
 	stopLive := im.startLive(start)
 	err := g.Wait()
@@ -99,29 +99,23 @@ func (im *importer) run(ctx context.Context, src Source, name string) error {
 }
 
 // readAll checks every record and hands the good ones to the workers.
-func (im *importer) readAll(ctx context.Context, src Source, jobs chan<- importJob) error {
-	for {
-		rec, err := src.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+func (im *importer) readAll(ctx context.Context, read func(ctx context.Context, fn func(Record) error) error, jobs chan<- importJob) error {
+	return read(ctx, func(rec Record) error {
 		im.records.Add(1)
 		if rec.Bad == "" {
 			rec.Bad = im.check(&rec.Token)
 		}
 		if rec.Bad != "" {
 			im.reject(rec.Where, rec.Bad)
-			continue
+			return nil
 		}
 		select {
 		case jobs <- importJob{where: rec.Where, tok: rec.Token}:
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}
+	})
 }
 
 // check says why the store cannot take t ("" when it can), and drops its

@@ -15,6 +15,13 @@ import (
 	"github.com/tokencache/tokencache/memstore"
 )
 
+// jsonLines is the read function of an import of JSON lines from r.
+func jsonLines(r io.Reader) func(context.Context, func(Record) error) error {
+	return func(ctx context.Context, fn func(Record) error) error {
+		return readJSONLines(ctx, Input{Reader: r}, fn)
+	}
+}
+
 func genLines(n int, prefix string) string {
 	var b strings.Builder
 	exp := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
@@ -31,7 +38,7 @@ func TestImportProgress(t *testing.T) {
 	t.Run("lines", func(t *testing.T) {
 		var out bytes.Buffer
 		im := &importer{store: store, namespace: "test", workers: 4, progress: ProgressLines, out: &out, errOut: &out, size: -1, every: 10, tick: progressTick, now: time.Now}
-		if err := im.run(context.Background(), newJSONLinesSource(strings.NewReader(genLines(35, "lines"))), "test"); err != nil {
+		if err := im.run(context.Background(), jsonLines(strings.NewReader(genLines(35, "lines"))), "test"); err != nil {
 			t.Fatal(err)
 		}
 		got := regexp.MustCompile(`(?m)^imported (\d+) tokens \(\d+ records read\)$`).FindAllStringSubmatch(out.String(), -1)
@@ -59,7 +66,7 @@ func TestImportProgress(t *testing.T) {
 		}()
 		var out bytes.Buffer
 		im := &importer{store: store, namespace: "test", workers: 2, progress: ProgressLive, out: &out, errOut: &out, size: -1, every: progressEvery, tick: 10 * time.Millisecond, now: time.Now}
-		err := im.run(context.Background(), newJSONLinesSource(pr), "pipe")
+		err := im.run(context.Background(), jsonLines(pr), "pipe")
 		if err == nil || !strings.Contains(err.Error(), "1 of 21 records were not imported") {
 			t.Errorf("live import: %v", err)
 		}

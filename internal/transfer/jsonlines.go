@@ -22,42 +22,39 @@ import (
 // stop the import, as it would stop a bufio.Scanner.
 const maxImportLine = 4 << 20
 
-// jsonLinesSource reads JSON lines, one tokencache.Token per line.
-type jsonLinesSource struct {
-	lr *lineReader
-	n  int64
-}
-
-func newJSONLinesSource(r io.Reader) *jsonLinesSource {
-	return &jsonLinesSource{lr: &lineReader{r: bufio.NewReaderSize(r, 64<<10), max: maxImportLine}}
-}
-
-func (s *jsonLinesSource) Next(context.Context) (Record, error) {
-	for {
-		line, tooLong, err := s.lr.next()
+// readJSONLines reads JSON lines, one tokencache.Token per line; blank
+// lines are skipped.
+func readJSONLines(ctx context.Context, in Input, fn func(Record) error) error {
+	lr := &lineReader{r: bufio.NewReaderSize(in.Reader, 64<<10), max: maxImportLine}
+	for n := 1; ; n++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		line, tooLong, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				err = fmt.Errorf("reading line %d: %w", s.n+1, err)
-			}
-			return Record{}, err
+			return fmt.Errorf("reading line %d: %w", n, err)
 		}
-		s.n++
-		where := fmt.Sprintf("line %d", s.n)
-		if tooLong {
-			return Record{Where: where, Bad: fmt.Sprintf("longer than %d MiB", maxImportLine>>20)}, nil
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
+		rec := Record{Where: fmt.Sprintf("line %d", n)}
+		switch {
+		case tooLong:
+			rec.Bad = fmt.Sprintf("longer than %d MiB", maxImportLine>>20)
+		case len(bytes.TrimSpace(line)) == 0:
 			continue
+		default:
+			tok, err := decodeTokenLine(line)
+			if err != nil {
+				rec.Bad = err.Error()
+			}
+			rec.Token = tok
 		}
-		tok, err := decodeTokenLine(line)
-		if err != nil {
-			return Record{Where: where, Bad: err.Error()}, nil
+		if err := fn(rec); err != nil {
+			return err
 		}
-		return Record{Where: where, Token: tok}, nil
 	}
 }
-
-func (s *jsonLinesSource) Close() error { return nil }
 
 // decodeTokenLine decodes one line strictly. Its errors never quote the
 // line: it may hold secrets.
