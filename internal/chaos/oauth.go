@@ -53,7 +53,6 @@ type authServer struct {
 	history   map[string][]exchange  // every token request per user, for the timelines of lost users
 	requests  int
 	refreshes int
-	reuses    int
 }
 
 func startAuth(port int, lifetime time.Duration, latMin, latMax time.Duration) (*authServer, error) {
