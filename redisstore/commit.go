@@ -31,7 +31,8 @@ func (s *Store) runAcked(ctx context.Context, script *redis.Script, keys []strin
 		run  *redis.Cmd
 		wait *redis.Cmd
 	)
-	_, err = node.Pipelined(ctx, func(p redis.Pipeliner) error {
+	// The pipeline's error is also the first failed command's: read them.
+	_, _ = node.Pipelined(ctx, func(p redis.Pipeliner) error {
 		run = script.Eval(ctx, p, keys, args...) // a pipeline cannot fall back from EVALSHA
 		wait = p.Do(ctx, "WAIT", s.acks, s.ackWait.Milliseconds())
 		return nil
