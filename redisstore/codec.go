@@ -14,6 +14,8 @@ const (
 	fieldVersion     = "v"  // the revision
 	fieldIncarnation = "n"  // random per creation of the ID
 	fieldExpiry      = "ex" // Expiry in Unix ms
+	// "w" holds the random ID of the write that made the revision; only
+	// commitScript reads it.
 )
 
 // scoreField is the hash field holding the score of the token's claim on

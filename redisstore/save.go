@@ -300,7 +300,7 @@ func (s *Store) saveOnce(ctx context.Context, req saveReq) (bool, error) {
 		hkeys = append(hkeys, req.lock.key)
 		lockToken = req.lock.token
 	}
-	args := append([]any{tg.cur.inc, expectRev, inc, rev, s.hashTTL(saved, now).Milliseconds(), lockToken}, fields...)
+	args := append([]any{tg.cur.inc, expectRev, inc, rev, s.hashTTL(saved, now).Milliseconds(), lockToken, newIncarnation()}, fields...)
 	res, ackErr, err := s.runAcked(ctx, commitScript, hkeys, args)
 	if err != nil {
 		return false, err

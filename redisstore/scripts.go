@@ -161,8 +161,11 @@ return 1
 //
 // ARGV[1] is the expected incarnation, ARGV[2] the expected revision (0: no
 // token may exist), ARGV[3] the new incarnation, ARGV[4] the new revision,
-// ARGV[5] the hash TTL in ms (0: none), ARGV[6] the lock token, ARGV[7...]
-// the new field, value pairs. Overtaken-score fields ("o…") survive a save
+// ARGV[5] the hash TTL in ms (0: none), ARGV[6] the lock token, ARGV[7] a
+// random write ID, ARGV[8...] the new field, value pairs. The write ID is
+// stored (field "w"), so that the same script sent again by a client that
+// lost the connection after Redis ran it (go-redis retries) answers
+// commitOK instead of a conflict. Overtaken-score fields ("o…") survive a save
 // that keeps the incarnation; a new incarnation takes those that
 // settleScript recorded for it in the abort set while it was in flight.
 //
@@ -172,6 +175,9 @@ var commitScript = redis.NewScript(`
 local h = KEYS[1]
 if redis.call('SISMEMBER', KEYS[2], ARGV[3] .. ':' .. ARGV[4]) == 1 then return {3} end
 local v = redis.call('HGET', h, 'v')
+if v and v == ARGV[4] and (redis.call('HGET', h, 'n') or '') == ARGV[3] and redis.call('HGET', h, 'w') == ARGV[7] then
+  return {0} -- this very write, sent again after a cut connection
+end
 local expect = tonumber(ARGV[2])
 if expect == 0 then
   if v then return {1, tonumber(v)} end
@@ -205,9 +211,9 @@ elseif ARGV[1] ~= ARGV[3] then
   end
 end
 redis.call('DEL', h)
-redis.call('HSET', h, 'v', ARGV[4])
+redis.call('HSET', h, 'v', ARGV[4], 'w', ARGV[7])
 if ARGV[3] ~= '' then redis.call('HSET', h, 'n', ARGV[3]) end
-for i = 7, #ARGV, 200 do
+for i = 8, #ARGV, 200 do
   redis.call('HSET', h, unpack(ARGV, i, math.min(i + 199, #ARGV)))
 end
 for i = 1, #keep, 2 do
