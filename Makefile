@@ -10,14 +10,18 @@ BENCH     ?= .
 BENCHTIME ?=
 COUNT     ?= 1
 DEMO_ARGS ?=
+# Scenarios whose gates `make chaos` / `make chaos-short` enforce ("all", "none" or names; see RELIABILITY.md).
+CHAOS_GATE ?= baseline,cuts,stall-3s,kill-after-lock,kill-before-send
+CHAOS_ARGS ?=
 
-.PHONY: help build test test-redis test-cluster bench bench-ratios bench-100k lint compose-check demo
+.PHONY: help build test test-redis test-cluster test-sql bench bench-ratios bench-100k lint compose-check demo chaos chaos-short soak
 
 help:
 	@echo "Targets:"
 	@echo "  build         go build ./..."
 	@echo "  test          unit tests with -race against embedded miniredis (no real Redis needed)"
 	@echo "  test-redis    same suites against a real Redis at REDIS_URL (default $(REDIS_URL))"
+	@echo "  test-sql      sqlstore, zohofmt and redisstore with a record against PostgreSQL and MariaDB (POSTGRES_URL, MYSQL_URL)"
 	@echo "  test-cluster  same suites against a throwaway 3-node Redis Cluster (scripts/redis-cluster.sh)"
 	@echo "  bench         benchmarks: BENCH=regex BENCHTIME=2s COUNT=5"
 	@echo "  bench-ratios  the figures of BENCHMARKS.md: ratios to a raw HGETALL and waiter latency, on REDIS_URL"
@@ -25,6 +29,9 @@ help:
 	@echo "  lint          gofmt, go vet, staticcheck (scripts/lint.sh)"
 	@echo "  compose-check validate docker-compose.yml with the Compose-spec loader (tools/composecheck)"
 	@echo "  demo          go run ./cmd/tokencache demo \$$DEMO_ARGS"
+	@echo "  chaos         the fault suite (RELIABILITY.md), minutes; gates: CHAOS_GATE=$(CHAOS_GATE)"
+	@echo "  chaos-short   its CI version (under 3 minutes)"
+	@echo "  soak          model-based test with faults for SOAK (default $(SOAK)) on REDIS_URL, then on a throwaway Cluster"
 
 build:
 	$(GO) build $(PKGS)
@@ -38,6 +45,17 @@ test:
 test-redis:
 	env -u TOKENCACHE_CLUSTER_ADDRS REDIS_URL='$(REDIS_URL)' \
 		$(GO) test -race -count=1 $(PKGS)
+
+# Real PostgreSQL and MariaDB (scripts/ensure-sql.sh starts them); a missing server fails, never skips.
+POSTGRES_URL ?= postgres://root@127.0.0.1:5432/test?sslmode=disable
+MYSQL_URL    ?= mysql://root@127.0.0.1:3306/test
+test-sql:
+	env -u TOKENCACHE_CLUSTER_ADDRS TOKENCACHE_POSTGRES_URL='$(POSTGRES_URL)' TOKENCACHE_MYSQL_URL='$(MYSQL_URL)' TOKENCACHE_REQUIRE_DB=1 \
+		REDIS_URL='$(REDIS_URL)' TOKENCACHE_REQUIRE_REDIS=1 \
+		$(GO) test -race -count=1 ./sqlstore/ ./internal/zohofmt/ ./internal/sqltest/
+	env -u TOKENCACHE_CLUSTER_ADDRS TOKENCACHE_POSTGRES_URL='$(POSTGRES_URL)' TOKENCACHE_MYSQL_URL='$(MYSQL_URL)' TOKENCACHE_REQUIRE_DB=1 \
+		REDIS_URL='$(REDIS_URL)' TOKENCACHE_REQUIRE_REDIS=1 \
+		$(GO) test -race -count=1 -run 'Durable' ./redisstore/
 
 # Throwaway Redis Cluster on spare loopback ports; always torn down, test exit status kept.
 test-cluster:
@@ -71,3 +89,24 @@ compose-check:
 
 demo:
 	$(GO) run ./cmd/tokencache demo $(DEMO_ARGS)
+
+# The chaos suite (internal/chaos): its own redis-server processes, fault proxy, OAuth server and
+# worker processes on loopback ports 7600-7699. Fails when a scenario in CHAOS_GATE fails its gate.
+chaos chaos-short:
+	dir=$$(mktemp -d "$${TMPDIR:-/tmp}/tokencache-chaosrun.XXXXXX"); trap 'rm -rf "$$dir"' EXIT; \
+	$(GO) build -o "$$dir/chaosrun" ./internal/chaos/chaosrun; \
+	"$$dir/chaosrun" -gate '$(CHAOS_GATE)' $(if $(filter chaos-short,$@),-short) $(CHAOS_ARGS)
+
+# Model-based soak (issue 7): random seeds, a fault at every Redis command of half the operations,
+# checked against memstore; SOAK long on REDIS_URL, then as long on a throwaway Cluster
+# (BASE_PORT picks its ports). Prints operation and fault counts; the first failure stops it.
+SOAK       ?= 10m
+SOAK_FLAGS ?=
+soak:
+	env -u TOKENCACHE_CLUSTER_ADDRS REDIS_URL='$(REDIS_URL)' TOKENCACHE_REQUIRE_REDIS=1 TOKENCACHE_SOAK='$(SOAK)' \
+		$(GO) test -count=1 -v -timeout 0 $(SOAK_FLAGS) -run '^TestModel$$' ./redisstore/ | grep -v '^=== RUN'
+	dir=$$(mktemp -d "$${TMPDIR:-/tmp}/tokencache-soak.XXXXXX"); \
+	trap 'bash scripts/redis-cluster.sh stop "$$dir"' EXIT; trap 'exit 130' INT TERM HUP; \
+	bash scripts/redis-cluster.sh start "$$dir" >/dev/null; \
+	env -u REDIS_URL TOKENCACHE_CLUSTER_ADDRS="$$(cat "$$dir/addrs")" TOKENCACHE_REQUIRE_REDIS=1 TOKENCACHE_SOAK='$(SOAK)' \
+		$(GO) test -count=1 -v -timeout 0 $(SOAK_FLAGS) -run '^TestModel$$' ./redisstore/ | grep -v '^=== RUN'

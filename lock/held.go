@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bsm/redislock"
@@ -24,6 +25,8 @@ type Lock struct {
 	stopped  chan struct{} // closed when the watchdog has returned
 	release  sync.Once
 	released error // the result of the first Release; written inside release
+
+	flight atomic.Pointer[Flight] // the in-flight record BeginFlight wrote
 }
 
 func startLock(l *Locker, id string, rlock *redislock.Lock, ttl time.Duration) *Lock {

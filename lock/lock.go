@@ -11,13 +11,19 @@
 //   - Waiters are woken by Redis pub/sub through one shared subscription
 //     per Locker (not a connection per waiter), with polling as the
 //     fallback for a lost message.
-//   - A short shared cooldown per token lets the fleet agree that a refresh
-//     just failed, so that it does not hammer a failing server.
+//   - A short note per token lets the fleet agree on how its last refresh
+//     ended (rejected, failed for now, …), so that it does not hammer a
+//     failing server nor send a dead token again.
+//   - The holder records, right before it sends a refresh token, which
+//     revision is in flight (BeginFlight): a later holder that finds the
+//     record waits for its outcome instead of sending the same refresh
+//     token again, also when the first holder is paused past its lock TTL.
 //
 // Keys, with the default namespace "tokencache":
 //
 //	tokencache:lock:{ID}      the lock (value: the holder's fencing token)
-//	tokencache:cooldown:{ID}  the cooldown after a failed refresh
+//	tokencache:note:{ID}      the note about the last refresh (SetNote)
+//	tokencache:flight:{ID}    the refresh in flight ("REVISION HOLDER", BeginFlight)
 //	tokencache:events         the pub/sub channel ("refreshed ID", "released ID")
 //
 // The braces make the token ID the Cluster hash tag, so a token's lock sits
@@ -157,7 +163,9 @@ func (l *Locker) PollInterval() time.Duration { return l.cfg.poll }
 // Key returns the key of the lock of the token with this ID.
 func (l *Locker) Key(id string) string { return l.cfg.namespace + ":lock:{" + id + "}" }
 
-func (l *Locker) cooldownKey(id string) string { return l.cfg.namespace + ":cooldown:{" + id + "}" }
+func (l *Locker) noteKey(id string) string { return l.cfg.namespace + ":note:{" + id + "}" }
+
+func (l *Locker) flightKey(id string) string { return l.cfg.namespace + ":flight:{" + id + "}" }
 
 func (l *Locker) channel() string { return l.cfg.namespace + ":events" }
 
@@ -222,46 +230,6 @@ func (l *Locker) publish(ctx context.Context, event, id string) error {
 	}
 	if err := l.rdb.Publish(ctx, l.channel(), event+" "+id).Err(); err != nil {
 		return fmt.Errorf("lock: publish %s %s: %w", event, id, err)
-	}
-	return nil
-}
-
-// SetCooldown records for the whole fleet that a refresh of token id just
-// failed with the given reason, for d. Reasons are short words, never
-// secrets.
-func (l *Locker) SetCooldown(ctx context.Context, id, reason string, d time.Duration) error {
-	if l.cfg.err != nil {
-		return l.cfg.err
-	}
-	if err := l.rdb.Set(ctx, l.cooldownKey(id), reason, d).Err(); err != nil {
-		return fmt.Errorf("lock: set cooldown %s: %w", id, err)
-	}
-	return nil
-}
-
-// Cooldown returns the reason of token id's cooldown, or "" when there is
-// none.
-func (l *Locker) Cooldown(ctx context.Context, id string) (string, error) {
-	if l.cfg.err != nil {
-		return "", l.cfg.err
-	}
-	reason, err := l.rdb.Get(ctx, l.cooldownKey(id)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("lock: read cooldown %s: %w", id, err)
-	}
-	return reason, nil
-}
-
-// ClearCooldown ends token id's cooldown.
-func (l *Locker) ClearCooldown(ctx context.Context, id string) error {
-	if l.cfg.err != nil {
-		return l.cfg.err
-	}
-	if err := l.rdb.Del(ctx, l.cooldownKey(id)).Err(); err != nil {
-		return fmt.Errorf("lock: clear cooldown %s: %w", id, err)
 	}
 	return nil
 }

@@ -278,23 +278,23 @@ func TestWatchPollsWithoutMessages(t *testing.T) {
 	}
 }
 
-func TestCooldown(t *testing.T) {
+func TestNote(t *testing.T) {
 	tg := redistest.New(t).ExpireOnWallClock()
 	l := newLocker(t, tg.Client(t))
-	if r, err := l.Cooldown(ctx, "tok"); err != nil || r != "" {
-		t.Errorf("Cooldown of a fresh token = %q, %v", r, err)
+	if r, err := l.Note(ctx, "tok"); err != nil || r != "" {
+		t.Errorf("Note of a fresh token = %q, %v", r, err)
 	}
-	if err := l.SetCooldown(ctx, "tok", "server_error", time.Minute); err != nil {
+	if err := l.SetNote(ctx, "tok", "cool 3", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := l.Cooldown(ctx, "tok"); err != nil || r != "server_error" {
-		t.Errorf("Cooldown = %q, %v; want server_error", r, err)
+	if r, err := l.Note(ctx, "tok"); err != nil || r != "cool 3" {
+		t.Errorf("Note = %q, %v; want cool 3", r, err)
 	}
-	if err := l.ClearCooldown(ctx, "tok"); err != nil {
+	if err := l.ClearNote(ctx, "tok"); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := l.Cooldown(ctx, "tok"); r != "" {
-		t.Errorf("Cooldown after clear = %q", r)
+	if r, _ := l.Note(ctx, "tok"); r != "" {
+		t.Errorf("Note after clear = %q", r)
 	}
 }
 
@@ -326,7 +326,10 @@ func TestRedisDownIsAnError(t *testing.T) {
 	if _, err := l.TryObtain(cctx, "x", 0); err == nil || errors.Is(err, lock.ErrNotObtained) {
 		t.Errorf("TryObtain with Redis down = %v, want a connection error", err)
 	}
-	if _, err := l.Cooldown(cctx, "x"); err == nil {
-		t.Errorf("Cooldown with Redis down = nil error")
+	if _, err := l.Note(cctx, "x"); err == nil {
+		t.Errorf("Note with Redis down = nil error")
+	}
+	if _, _, err := l.FlightOf(cctx, "x"); err == nil {
+		t.Errorf("FlightOf with Redis down = nil error")
 	}
 }

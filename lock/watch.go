@@ -10,41 +10,74 @@ import (
 )
 
 // hub is a Locker's one subscription to its events channel; it hands each
-// message to the Watches of the token it names.
+// message to the Watches of the token it names. Its own goroutine
+// subscribes, so that no caller ever waits for a connection while holding
+// a lock of the Locker: when new connections to Redis hang, Watches of
+// different tokens do not queue behind one another, each just polls.
 type hub struct {
-	ps *redis.PubSub
+	ready chan struct{} // closed once the subscription is confirmed
+	stop  chan struct{} // closed by close
 
 	mu      sync.Mutex
 	watches map[string]map[*Watch]struct{} // guarded by mu; by token ID
+	ps      *redis.PubSub                  // guarded by mu; nil until subscribed
+	failed  bool                           // guarded by mu; an attempt to subscribe failed
 	closed  bool                           // guarded by mu
 }
 
-// ensureHub returns the running subscription, subscribing first if there is
-// none. When Redis cannot be reached it returns nil, and waiters poll.
-func (l *Locker) ensureHub(ctx context.Context) *hub {
+// subscribeBackoff bounds the pause between two attempts to subscribe.
+const subscribeBackoff = 5 * time.Second
+
+// hubFor returns the Locker's hub, starting it if there is none. It never
+// waits for Redis.
+func (l *Locker) hubFor() *hub {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.hub != nil {
-		return l.hub
+	if l.hub == nil {
+		l.hub = &hub{ready: make(chan struct{}), stop: make(chan struct{}), watches: make(map[string]map[*Watch]struct{})}
+		go l.hub.subscribe(l.rdb, l.channel(), l.cfg.poll)
 	}
-	ps := l.rdb.Subscribe(ctx, l.channel())
-	// Receive the confirmation, so that no message published after Watch
-	// returns can be missed.
-	rctx, cancel := context.WithTimeout(ctx, l.cfg.poll+time.Second)
-	defer cancel()
-	if _, err := ps.Receive(rctx); err != nil {
-		_ = ps.Close()
-		return nil
-	}
-	h := &hub{ps: ps, watches: make(map[string]map[*Watch]struct{})}
-	go h.run(ps.Channel())
-	l.hub = h
-	return h
+	return l.hub
 }
 
-// run delivers messages until the subscription is closed. go-redis
-// reconnects and resubscribes by itself; messages published meanwhile are
-// lost, which the waiters' polling covers.
+// subscribe subscribes until it succeeds or the hub is closed, then
+// delivers messages. go-redis reconnects and resubscribes by itself once
+// subscribed; messages published meanwhile are lost, which the waiters'
+// polling covers.
+func (h *hub) subscribe(rdb redis.UniversalClient, channel string, poll time.Duration) {
+	pause := poll
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), poll+time.Second)
+		ps := rdb.Subscribe(ctx, channel)
+		// Receive the confirmation: a message published after it reaches us.
+		_, err := ps.Receive(ctx)
+		cancel()
+		if err == nil {
+			h.mu.Lock()
+			if h.closed {
+				h.mu.Unlock()
+				_ = ps.Close()
+				return
+			}
+			h.ps = ps
+			h.mu.Unlock()
+			close(h.ready)
+			h.run(ps.Channel())
+			return
+		}
+		_ = ps.Close()
+		h.mu.Lock()
+		h.failed = true
+		h.mu.Unlock()
+		select {
+		case <-h.stop:
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, subscribeBackoff)
+	}
+}
+
 func (h *hub) run(msgs <-chan *redis.Message) {
 	for msg := range msgs {
 		_, id, ok := strings.Cut(msg.Payload, " ")
@@ -59,6 +92,7 @@ func (h *hub) run(msgs <-chan *redis.Message) {
 	}
 }
 
+// add registers w; false when the hub is closed.
 func (h *hub) add(w *Watch) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -85,11 +119,28 @@ func (h *hub) remove(w *Watch) {
 	}
 }
 
+// settling reports whether the first attempt to subscribe is still under
+// way: a new Watch then waits a little for it.
+func (h *hub) settling() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !h.failed && h.ps == nil && !h.closed
+}
+
 func (h *hub) close() error {
 	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
 	h.closed = true
+	ps := h.ps
+	close(h.stop)
 	h.mu.Unlock()
-	return h.ps.Close()
+	if ps == nil {
+		return nil
+	}
+	return ps.Close()
 }
 
 // Watch waits for news of one token: a refresh or a lock release announced
@@ -99,20 +150,32 @@ func (h *hub) close() error {
 type Watch struct {
 	id   string
 	poll time.Duration
-	hub  *hub          // nil when the subscription failed: polling only
+	hub  *hub          // nil when the Locker was closed: polling only
 	c    chan struct{} // buffered 1: a wake-up is kept until the next Wait
 }
 
 // Watch starts watching token id through the Locker's shared subscription,
-// subscribing on first use. When the subscription cannot be made, the
-// Watch still works by polling alone.
+// which the first Watch starts. While that first subscription is being
+// made, Watch waits for it for at most the poll interval (or until ctx
+// ends); once an attempt has failed it does not wait at all. A Watch
+// without a working subscription still works, by polling alone.
 func (l *Locker) Watch(ctx context.Context, id string) (*Watch, error) {
 	if l.cfg.err != nil {
 		return nil, l.cfg.err
 	}
 	w := &Watch{id: id, poll: l.cfg.poll, c: make(chan struct{}, 1)}
-	if h := l.ensureHub(ctx); h != nil && h.add(w) {
+	h := l.hubFor()
+	if h.add(w) {
 		w.hub = h
+	}
+	if h.settling() {
+		timer := time.NewTimer(l.cfg.poll)
+		select {
+		case <-h.ready:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
 	}
 	return w, nil
 }

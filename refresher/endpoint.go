@@ -12,8 +12,10 @@ import (
 //
 // Implementations must be safe for concurrent use, must honour ctx, and
 // must wrap ErrInvalidGrant when the server rejects the grant or refresh
-// token (or the client), so that the Refresher stops retrying a dead token.
-// Any other error is taken as transient.
+// token, so that the Refresher stops retrying a dead token, and
+// ErrInvalidClient beside it when the server refuses the client's
+// credentials, so that the Refresher does not take a configuration error
+// for a dead token. Any other error is taken as transient.
 type Endpoint interface {
 	// Exchange trades t.GrantToken, with t's client credentials and
 	// RedirectURL, for tokens. It returns t with AccessToken, RefreshToken,
@@ -27,8 +29,9 @@ type Endpoint interface {
 }
 
 // ErrInvalidGrant means the authorization server rejected the grant token,
-// the refresh token or the client credentials: retrying cannot help, and the
-// user has to authorize again. Endpoints wrap it, and Refresher.Token returns
+// the refresh token or the client credentials: retrying as it is cannot
+// help. Unless the error also wraps ErrInvalidClient, the user has to
+// authorize again. Endpoints wrap it, and Refresher.Token returns
 // it when that is why it has no token. A network failure, a timeout or a 5xx
 // answer is never ErrInvalidGrant.
 var ErrInvalidGrant = errors.New("refresher: invalid grant")

@@ -94,6 +94,10 @@ func WithBasicAuth() HTTPOption {
 //	invalid_redirect_uri   Zoho (HTTP 200): the redirect URI does not match the
 //	                       code's, so this code can never be exchanged
 //
+// Of these, invalid_client, unauthorized_client and invalid_client_secret
+// (the client's own credentials or registration refused: a configuration
+// error, not a dead user token) wrap ErrInvalidClient as well.
+//
 // Anything else is transient and does not wrap ErrInvalidGrant: 5xx and 429
 // answers whatever their body says, other error codes (invalid_request,
 // invalid_scope, unsupported_grant_type and Zoho's rate limit "Access
@@ -206,6 +210,15 @@ var deadGrantCodes = map[string]bool{
 	"invalid_redirect_uri":  true,
 }
 
+// clientCodes are the dead-grant codes that say the client's own
+// credentials or registration were refused: those errors wrap
+// ErrInvalidClient too.
+var clientCodes = map[string]bool{
+	"invalid_client":        true,
+	"unauthorized_client":   true,
+	"invalid_client_secret": true,
+}
+
 // tokenRequestError is a failed token request. Its message is built once,
 // without the response body and with the request's secrets removed; the
 // causes stay reachable through Unwrap for errors.Is and errors.As.
@@ -239,7 +252,10 @@ func newTokenRequestError(ctx context.Context, op string, cause error, t tokenca
 	}
 	prefix := "refresher: " + op + ": "
 	errs := []error{cause}
-	if dead {
+	if dead && clientCodes[re.ErrorCode] {
+		prefix += "invalid client: "
+		errs = []error{ErrInvalidGrant, ErrInvalidClient, cause}
+	} else if dead {
 		prefix += "invalid grant: "
 		errs = []error{ErrInvalidGrant, cause}
 	} else if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(cause, ctxErr) {

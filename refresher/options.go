@@ -17,6 +17,15 @@ const (
 	// DefaultDeadTokenMemory is how long the fleet remembers that a token's
 	// grant was rejected, so that nobody sends it to the server again.
 	DefaultDeadTokenMemory = 10 * time.Minute
+	// DefaultStoreTimeout bounds a read of the store when this process
+	// remembers a valid token for the query (see WithStoreTimeout).
+	DefaultStoreTimeout = 250 * time.Millisecond
+	// DefaultSaveGrace is how much longer than the refresh timeout the
+	// record of a refresh in flight lives by default (see WithFlightTTL).
+	DefaultSaveGrace = 10 * time.Second
+	// DefaultSpentTokenMemory is how long the fleet remembers which token a
+	// spent refresh token or grant code became (see WithSpentTokenMemory).
+	DefaultSpentTokenMemory = 24 * time.Hour
 )
 
 // ErrBadOption is wrapped by every method of a Refresher built with an
@@ -34,9 +43,13 @@ type config struct {
 	cooldown       time.Duration
 	refreshTimeout time.Duration
 	deadMemory     time.Duration
+	aliasMemory    time.Duration
 	localTTL       time.Duration
+	storeTimeout   time.Duration
+	flightTTL      time.Duration // 0: refreshTimeout + DefaultSaveGrace
 	now            func() time.Time
-	obs            Observer // nil: nobody is told
+	obs            Observer      // nil: nobody is told
+	events         EventObserver // obs, when it also implements EventObserver
 	err            error
 }
 
@@ -48,6 +61,8 @@ func newConfig(opts []Option) config {
 		cooldown:       DefaultCooldown,
 		refreshTimeout: DefaultRefreshTimeout,
 		deadMemory:     DefaultDeadTokenMemory,
+		aliasMemory:    DefaultSpentTokenMemory,
+		storeTimeout:   DefaultStoreTimeout,
 		now:            time.Now,
 	}
 	for _, opt := range opts {
@@ -55,6 +70,12 @@ func newConfig(opts []Option) config {
 			opt(&c)
 		}
 	}
+	if c.flightTTL == 0 {
+		c.flightTTL = c.refreshTimeout + DefaultSaveGrace
+	} else if c.flightTTL <= c.refreshTimeout {
+		c.fail("flight TTL %v is not longer than the refresh timeout %v", c.flightTTL, c.refreshTimeout)
+	}
+	c.events, _ = c.obs.(EventObserver)
 	return c
 }
 
@@ -156,6 +177,55 @@ func WithLocalCache(ttl time.Duration) Option {
 	}
 }
 
+// WithStoreTimeout bounds a read of the store (default 250 ms) when this
+// process remembers a valid token for the query: a store that has not
+// answered by then, or that fails, is answered for by the remembered token,
+// so that a Redis that hangs costs a caller this long, not its deadline. A
+// store that says the query matches nothing is always believed. Without a
+// remembered token the read waits as long as the caller's context allows.
+func WithStoreTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail("store timeout %v is not positive", d)
+			return
+		}
+		c.storeTimeout = d
+	}
+}
+
+// WithFlightTTL sets how long the record of a refresh in flight lives
+// (default: the refresh timeout plus 10 s). The holder writes it right
+// before it sends the refresh token, and keeps it alive while it retries
+// the save of the answer; while it lives, no other worker sends that
+// refresh token, even once the holder's lock has expired (a paused holder
+// is not a dead one). It must be longer than the refresh timeout; it bounds
+// how long the fleet waits for a holder that died after sending.
+func WithFlightTTL(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail("flight TTL %v is not positive", d)
+			return
+		}
+		c.flightTTL = d
+	}
+}
+
+// WithSpentTokenMemory sets how long the fleet remembers which token a
+// refresh token or grant code was spent for (default 24 h, renewed each
+// time a query presents it), so that a query holding an old refresh token
+// gets the token it became instead of sending it to the server again, which
+// a rotating server takes for a reuse. It costs one small Redis key per
+// rotation of a refresh token within that time.
+func WithSpentTokenMemory(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail("spent token memory %v is not positive", d)
+			return
+		}
+		c.aliasMemory = d
+	}
+}
+
 // WithClock sets the clock that decides when tokens are due (default
 // time.Now). A nil now is ignored.
 func WithClock(now func() time.Time) Option {
@@ -232,4 +302,40 @@ func WithObserver(o Observer) Option {
 			c.obs = o
 		}
 	}
+}
+
+// Event is something a Refresher did to get through a fault, reported to
+// an Observer that also implements EventObserver.
+type Event string
+
+// The events.
+const (
+	// EventStoreFallback: the store failed and a caller got the valid
+	// token this process remembered for its query.
+	EventStoreFallback Event = "store_fallback"
+	// EventStoreTimeout: the store did not answer within the store timeout
+	// and a caller got the valid token this process remembered.
+	EventStoreTimeout Event = "store_timeout"
+	// EventSaveRetry: the save of a renewed token failed; the token is
+	// served from memory and the save is retried.
+	EventSaveRetry Event = "save_retry"
+	// EventSaveLanded: a save that was retried landed.
+	EventSaveLanded Event = "save_landed"
+	// EventSaveLost: Shutdown's deadline, or a store that refuses the
+	// token, ended the retries of a save: the renewed token is lost.
+	EventSaveLost Event = "save_lost"
+	// EventFlightWait: a lock holder found another worker's refresh of
+	// the token in flight and waited for its outcome instead of sending.
+	EventFlightWait Event = "flight_wait"
+	// EventBackgroundError: a renewal inside the refresh window failed;
+	// callers keep getting the still valid token.
+	EventBackgroundError Event = "background_error"
+)
+
+// EventObserver is an optional extension of Observer: an Observer passed
+// to WithObserver that also implements it is told of the Events. Event is
+// called concurrently and must not block; err is the cause, if any, and
+// never carries a secret.
+type EventObserver interface {
+	Event(ctx context.Context, e Event, err error)
 }

@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) tokencache.Store) {
 		{"UpdateKeepsIDReplacesFields", testUpdateKeepsIDReplacesFields},
 		{"ReplacedValuesStopMatching", testReplacedValuesStopMatching},
 		{"UpsertWithoutDuplicates", testUpsertWithoutDuplicates},
+		{"SharedValueGoesToTheLastWriter", testSharedValueGoesToTheLastWriter},
 		{"ConcurrentSavesOfOneIdentity", testConcurrentSavesOfOneIdentity},
 		{"ConcurrentSavesOfManyIdentities", testConcurrentSavesOfManyIdentities},
 		{"Versions", testVersions},
@@ -317,6 +318,38 @@ func testUpsertWithoutDuplicates(t *testing.T, s tokencache.Store) {
 	got := all(t, s)
 	if len(got) != 1 || got[0].AccessToken != "access-2" || got[0].Version != 3 {
 		t.Errorf("GetTokens = %v, want one token with access-2 at version 3", got)
+	}
+}
+
+// testSharedValueGoesToTheLastWriter saves two tokens that hold one value:
+// the same refresh token under two user names, and a save by ID that takes
+// another token's user name. Lookups by that value find the token saved
+// last (redisstore's index points at its last writer; sqlstore's unique
+// columns move the value to it); the other token keeps its fields and every
+// other way to find it.
+func testSharedValueGoesToTheLastWriter(t *testing.T, s tokencache.Store) {
+	first := save(t, s, tokencache.Token{UserName: "first", ClientID: "c", RefreshToken: "shared-refresh", AccessToken: "first-access", Expiry: msTime(time.Hour)})
+	second := save(t, s, tokencache.Token{UserName: "second", ClientID: "c", RefreshToken: "shared-refresh", AccessToken: "second-access", Expiry: msTime(time.Hour)})
+	if first.ID == second.ID {
+		t.Fatalf("two user names with one refresh token made one token %s", first.ID)
+	}
+	sameToken(t, "shared refresh token", mustFind(t, s, tokencache.Token{RefreshToken: "shared-refresh", ClientID: "c"}), second)
+	sameToken(t, "first by user", mustFind(t, s, tokencache.Token{UserName: "first", ClientID: "c"}), first)
+	sameToken(t, "first by access token", mustFind(t, s, tokencache.Token{AccessToken: "first-access"}), first)
+
+	// A save by ID onto another token's user name and access token.
+	byID := save(t, s, tokencache.Token{ID: "moved-onto", UserName: "first", ClientID: "c", AccessToken: "first-access", Expiry: msTime(time.Hour)})
+	sameToken(t, "user after a save by ID", mustFind(t, s, tokencache.Token{UserName: "first", ClientID: "c"}), byID)
+	sameToken(t, "access token after a save by ID", mustFind(t, s, tokencache.Token{AccessToken: "first-access"}), byID)
+	sameToken(t, "first by ID", mustFind(t, s, tokencache.Token{ID: first.ID}), first)
+
+	// A save by the shared user name updates the token that won it.
+	upd := save(t, s, tokencache.Token{UserName: "first", ClientID: "c", AccessToken: "upd-access", Expiry: msTime(time.Hour)})
+	if upd.ID != byID.ID || upd.Version != 2 {
+		t.Errorf("save by the shared user name updated %s to version %d, want %s at version 2", upd.ID, upd.Version, byID.ID)
+	}
+	if got := all(t, s); len(got) != 3 {
+		t.Errorf("GetTokens has %d tokens, want 3", len(got))
 	}
 }
 

@@ -26,6 +26,12 @@
 //	                                          (find_token, save_token, …; see the
 //	                                          redisstore Op constants) and outcome:
 //	                                          ok, not_found, conflict, invalid, error
+//	tokencache.refresher.events    counter    what a Refresher did to get through a
+//	                                          fault, by event: store_fallback,
+//	                                          store_timeout (a caller got the token
+//	                                          this process remembered), save_retry,
+//	                                          save_landed, save_lost, flight_wait,
+//	                                          background_error (see refresher.Event)
 //
 // # Traces
 //
@@ -70,6 +76,7 @@ const (
 	MetricRefreshDuration = "tokencache.refresh.duration"
 	MetricLockWait        = "tokencache.lock.wait.duration"
 	MetricStoreDuration   = "tokencache.store.duration"
+	MetricEvents          = "tokencache.refresher.events"
 )
 
 // Span names. A Store call's span is SpanStorePrefix followed by the
@@ -87,13 +94,20 @@ const (
 	keyResult    = "result"
 	keyOutcome   = "outcome"
 	keyOperation = "operation"
+	keyEvent     = "event"
 
 	spanKeyResult      = "tokencache.result"
 	spanKeyOutcome     = "tokencache.outcome"
 	spanKeyOperation   = "tokencache.store.operation"
 	spanKeyTokenID     = "tokencache.token.id"
 	spanKeyRefreshKind = "tokencache.refresh.kind"
+	spanKeyEvent       = "tokencache.event"
+	spanKeyError       = "tokencache.error"
 )
+
+// SpanEventPrefix starts the name of the span event a refresher.Event adds
+// to the current span, such as "tokencache.store_fallback".
+const SpanEventPrefix = "tokencache."
 
 // Outcomes of a Store call, the values of the "outcome" attribute of
 // tokencache.store.duration.
@@ -175,10 +189,12 @@ type Telemetry struct {
 	refreshDuration metric.Float64Histogram
 	lockWait        metric.Float64Histogram
 	storeDuration   metric.Float64Histogram
+	events          metric.Int64Counter
 
 	// Attribute sets made once, so that a measurement allocates none.
 	resultAttrs  map[refresher.Result]metric.MeasurementOption
 	outcomeAttrs map[refresher.Outcome]metric.MeasurementOption
+	eventAttrs   map[refresher.Event]metric.MeasurementOption
 	storeAttrs   map[storeKey]metric.MeasurementOption
 	storeSpans   map[string]storeSpan
 }
@@ -192,8 +208,9 @@ type storeSpan struct {
 }
 
 var (
-	_ redisstore.Observer = (*Telemetry)(nil)
-	_ refresher.Observer  = (*Telemetry)(nil)
+	_ redisstore.Observer     = (*Telemetry)(nil)
+	_ refresher.Observer      = (*Telemetry)(nil)
+	_ refresher.EventObserver = (*Telemetry)(nil)
 )
 
 // New returns a Telemetry that records with the global providers, or the
@@ -215,6 +232,9 @@ func New(opts ...Option) *Telemetry {
 			"How long a Token caller waited for a refresh made by another goroutine or worker."),
 		storeDuration: histogram(meter, MetricStoreDuration, storeBuckets,
 			"How long a token store call took, by operation and outcome."),
+		events: counter(meter, MetricEvents, "{event}",
+			"What a Refresher did to get through a fault, by event: store_fallback, store_timeout, save_retry, save_landed, save_lost, flight_wait or background_error."),
+		eventAttrs:   make(map[refresher.Event]metric.MeasurementOption),
 		resultAttrs:  make(map[refresher.Result]metric.MeasurementOption),
 		outcomeAttrs: make(map[refresher.Outcome]metric.MeasurementOption),
 		storeAttrs:   make(map[storeKey]metric.MeasurementOption),
@@ -222,6 +242,10 @@ func New(opts ...Option) *Telemetry {
 	}
 	for _, r := range []refresher.Result{refresher.ResultFresh, refresher.ResultStaleServed, refresher.ResultRefreshed, refresher.ResultWaited, refresher.ResultError} {
 		t.resultAttrs[r] = resultSet(r)
+	}
+	for _, e := range []refresher.Event{refresher.EventStoreFallback, refresher.EventStoreTimeout, refresher.EventSaveRetry,
+		refresher.EventSaveLanded, refresher.EventSaveLost, refresher.EventFlightWait, refresher.EventBackgroundError} {
+		t.eventAttrs[e] = eventSet(e)
 	}
 	for _, o := range []refresher.Outcome{refresher.OutcomeOK, refresher.OutcomeInvalidGrant, refresher.OutcomeError} {
 		t.outcomeAttrs[o] = outcomeSet(o)
@@ -265,6 +289,10 @@ func resultSet(r refresher.Result) metric.MeasurementOption {
 
 func outcomeSet(o refresher.Outcome) metric.MeasurementOption {
 	return metric.WithAttributeSet(attribute.NewSet(attribute.String(keyOutcome, string(o))))
+}
+
+func eventSet(e refresher.Event) metric.MeasurementOption {
+	return metric.WithAttributeSet(attribute.NewSet(attribute.String(keyEvent, string(e))))
 }
 
 func storeSet(op, outcome string) metric.MeasurementOption {
@@ -387,4 +415,25 @@ func (t *Telemetry) LockWait(ctx context.Context, waited time.Duration) {
 		return
 	}
 	t.lockWait.Record(ctx, waited.Seconds())
+}
+
+// Event implements refresher.EventObserver: tokencache.refresher.events,
+// and an event named after it on the current span, if any. The cause's
+// message goes on the span event only (it never carries a secret).
+func (t *Telemetry) Event(ctx context.Context, e refresher.Event, err error) {
+	if t == nil {
+		return
+	}
+	set, ok := t.eventAttrs[e]
+	if !ok {
+		set = eventSet(e)
+	}
+	t.events.Add(ctx, 1, set)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		attrs := []attribute.KeyValue{attribute.String(spanKeyEvent, string(e))}
+		if err != nil {
+			attrs = append(attrs, attribute.String(spanKeyError, err.Error()))
+		}
+		span.AddEvent(SpanEventPrefix+string(e), trace.WithAttributes(attrs...))
+	}
 }
