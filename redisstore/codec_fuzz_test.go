@@ -45,7 +45,7 @@ func FuzzDecodeFields(f *testing.F) {
 		if d.token.ID != id || d.token.Version < 1 {
 			t.Fatalf("decoded id %q version %d from %q", d.token.ID, d.token.Version, id)
 		}
-		again, err := decodeFields(id, encodedHash(d.token, d.pending))
+		again, err := decodeFields(id, encodedHash(d.token, d.inc))
 		if err != nil {
 			t.Fatalf("re-decoding what encode wrote: %v", err)
 		}
@@ -62,7 +62,7 @@ func FuzzCodecRoundTrip(f *testing.F) {
 	f.Add("u@example.com", "c1", "s", "r", "a", "g", "https://x/cb", "https://www.zohoapis.eu", int64(1700000000123), true, false, int64(1))
 	f.Add(string(bytes.Repeat([]byte("é"), 100)), "", "", "", string(bytes.Repeat([]byte{0xff}, 130)), "", "", "", int64(-5), true, true, int64(99))
 	f.Add("", "", "", "r", "", "", "", "", int64(0), false, false, int64(1<<62))
-	f.Fuzz(func(t *testing.T, user, client, secret, rt, at, gt, ru, ad string, expMs int64, hasExp, pending bool, version int64) {
+	f.Fuzz(func(t *testing.T, user, client, secret, rt, at, gt, ru, ad string, expMs int64, hasExp, withInc bool, version int64) {
 		if version < 1 {
 			version = 1
 		}
@@ -71,7 +71,11 @@ func FuzzCodecRoundTrip(f *testing.F) {
 		if hasExp {
 			tok.Expiry = time.UnixMilli(expMs)
 		}
-		h := encodedHash(tok, pending)
+		inc := ""
+		if withInc {
+			inc = "incarnat" // as newIncarnation makes them
+		}
+		h := encodedHash(tok, inc)
 		for k, v := range h {
 			if len(v) > chunkSize && k != fieldExpiry && k != fieldVersion {
 				t.Fatalf("field %q holds %d bytes, over chunkSize %d", k, len(v), chunkSize)
@@ -81,17 +85,20 @@ func FuzzCodecRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoding what encode wrote: %v", err)
 		}
-		if !sameDecoded(d, decoded{token: tok, pending: pending}) {
+		if !sameDecoded(d, decoded{token: tok, inc: inc}) {
 			t.Fatalf("round trip changed the token:\n got %#v\nwant %#v", d.token, tok)
 		}
 	})
 }
 
-// encodedHash is the hash the write script makes of t: its encoded fields
-// and the revision.
-func encodedHash(t tokencache.Token, pending bool) map[string]string {
-	args := encodeFields(t, pending)
+// encodedHash is the hash the commit script makes of t: its encoded fields,
+// the revision and the incarnation (none when inc is empty).
+func encodedHash(t tokencache.Token, inc string) map[string]string {
+	args := encodeFields(t)
 	h := map[string]string{fieldVersion: strconv.FormatInt(t.Version, 10)}
+	if inc != "" {
+		h[fieldIncarnation] = inc
+	}
 	for i := 0; i+1 < len(args); i += 2 {
 		h[args[i].(string)] = args[i+1].(string)
 	}
@@ -100,7 +107,7 @@ func encodedHash(t tokencache.Token, pending bool) map[string]string {
 
 func sameDecoded(a, b decoded) bool {
 	x, y := a.token, b.token
-	return a.pending == b.pending && x.ID == y.ID && x.Version == y.Version && x.Expiry.Equal(y.Expiry) &&
+	return a.inc == b.inc && x.ID == y.ID && x.Version == y.Version && x.Expiry.Equal(y.Expiry) &&
 		x.UserName == y.UserName && x.ClientID == y.ClientID && x.ClientSecret == y.ClientSecret &&
 		x.RefreshToken == y.RefreshToken && x.AccessToken == y.AccessToken && x.GrantToken == y.GrantToken &&
 		x.RedirectURL == y.RedirectURL && x.APIDomain == y.APIDomain
