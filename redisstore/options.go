@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/tokencache/tokencache"
 )
 
 // DefaultNamespace starts every key when WithNamespace is not given.
@@ -35,8 +37,9 @@ type config struct {
 	ackWait   time.Duration
 	now       func() time.Time
 	hints     int
-	obs       Observer // nil: nobody is told
-	err       error    // the first invalid option
+	obs       Observer         // nil: nobody is told
+	durable   tokencache.Store // the record behind Redis; nil: none (WithDurableStore)
+	err       error            // the first invalid option
 }
 
 func newConfig(opts []Option) config {

@@ -76,18 +76,21 @@ func (s *Store) saveTokenIfLocked(ctx context.Context, token *tokencache.Token, 
 
 // put installs exactly t, with its ID and Version, replacing what Redis
 // holds for that ID unless Redis already holds it at a Version >= t.Version
-// (then it does nothing). Its index entries are claimed as by a save; it
+// (then it does nothing). A token that is no longer live is not cached. Its index entries are claimed as by a save; it
 // does not look for another token of the same identity: the caller (the
 // durable record) is the authority on that.
 func (s *Store) put(ctx context.Context, t tokencache.Token) error {
 	if s.err != nil {
 		return s.err
 	}
-	if err := tokencache.ValidateSave(&t, s.now()); err != nil {
-		return err
-	}
 	if t.ID == "" || t.Version < 1 {
 		return fmt.Errorf("%w: put needs an ID and a Version", tokencache.ErrInvalidToken)
+	}
+	if !t.Live(s.now()) {
+		return nil // nothing to cache
+	}
+	if err := tokencache.ValidateSave(&t, s.now()); err != nil {
+		return err
 	}
 	return s.save(ctx, saveReq{token: &t, rule: tokencache.RuleID, exact: true})
 }

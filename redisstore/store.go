@@ -24,7 +24,8 @@ type Store struct {
 	obs       Observer // nil without WithObserver
 	acks      int      // replicas that must acknowledge a write
 	ackWait   time.Duration
-	err       error // an invalid option; returned by every method
+	err       error    // an invalid option; returned by every method
+	dur       *durable // the record behind Redis (WithDurableStore); nil: none
 
 	scriptsLoaded atomic.Bool // pipelineScripts are loaded in Redis, as far as we know
 }
@@ -53,6 +54,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 	if rdb == nil && s.err == nil {
 		s.err = fmt.Errorf("%w: nil Redis client", ErrBadOption)
 	}
+	s.dur = newDurable(rdb, opts, c)
 	return s
 }
 
@@ -95,6 +97,9 @@ func observeErr(s *Store, ctx context.Context, op string, fn func(context.Contex
 
 // FindToken returns the token query matches; see tokencache.Store.
 func (s *Store) FindToken(ctx context.Context, query tokencache.Token) (tokencache.Token, error) {
+	if s.dur != nil {
+		return s.dur.findToken(ctx, query)
+	}
 	return observe(s, ctx, OpFindToken, func(ctx context.Context) (tokencache.Token, error) {
 		return s.findToken(ctx, query)
 	})
@@ -102,6 +107,9 @@ func (s *Store) FindToken(ctx context.Context, query tokencache.Token) (tokencac
 
 // FindTokenByID returns the token with this ID; see tokencache.Store.
 func (s *Store) FindTokenByID(ctx context.Context, id string) (tokencache.Token, error) {
+	if s.dur != nil {
+		return s.dur.findTokenByID(ctx, id)
+	}
 	return observe(s, ctx, OpFindTokenByID, func(ctx context.Context) (tokencache.Token, error) {
 		if err := tokencache.ValidateID(id); err != nil {
 			return tokencache.Token{}, err
@@ -112,6 +120,9 @@ func (s *Store) FindTokenByID(ctx context.Context, id string) (tokencache.Token,
 
 // SaveToken inserts or updates token; see tokencache.Store.
 func (s *Store) SaveToken(ctx context.Context, token *tokencache.Token) error {
+	if s.dur != nil {
+		return s.dur.saveToken(ctx, token)
+	}
 	return observeErr(s, ctx, OpSaveToken, func(ctx context.Context) error {
 		return s.saveToken(ctx, token)
 	})
@@ -125,6 +136,9 @@ func (s *Store) SaveToken(ctx context.Context, token *tokencache.Token) error {
 // the token's hash tag ("...{ID}"), as lock.Locker's keys do, so that both
 // keys share a Cluster slot.
 func (s *Store) SaveTokenIfLocked(ctx context.Context, token *tokencache.Token, lockKey, lockToken string) error {
+	if s.dur != nil {
+		return s.dur.saveTokenIfLocked(ctx, token, lockKey, lockToken)
+	}
 	return observeErr(s, ctx, OpSaveTokenIfLocked, func(ctx context.Context) error {
 		return s.saveTokenIfLocked(ctx, token, lockKey, lockToken)
 	})
@@ -132,6 +146,9 @@ func (s *Store) SaveTokenIfLocked(ctx context.Context, token *tokencache.Token, 
 
 // DeleteToken removes the token with this ID; see tokencache.Store.
 func (s *Store) DeleteToken(ctx context.Context, id string) error {
+	if s.dur != nil {
+		return s.dur.deleteToken(ctx, id)
+	}
 	return observeErr(s, ctx, OpDeleteToken, func(ctx context.Context) error {
 		return s.deleteToken(ctx, id)
 	})
@@ -140,6 +157,9 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 // GetTokens returns every live token; see tokencache.Store. It reads the
 // set of IDs in batches and each batch's hashes in one pipeline.
 func (s *Store) GetTokens(ctx context.Context) ([]tokencache.Token, error) {
+	if s.dur != nil {
+		return s.dur.getTokens(ctx)
+	}
 	return observe(s, ctx, OpGetTokens, s.getTokens)
 }
 
@@ -147,6 +167,9 @@ func (s *Store) GetTokens(ctx context.Context) ([]tokencache.Token, error) {
 // walks the set of IDs in batches and deletes each batch's hashes and index
 // entries; keys of other namespaces are never touched.
 func (s *Store) DeleteTokens(ctx context.Context) error {
+	if s.dur != nil {
+		return s.dur.deleteTokens(ctx)
+	}
 	return observeErr(s, ctx, OpDeleteTokens, s.deleteTokens)
 }
 

@@ -43,9 +43,14 @@ func (r *Refresher) due(t tokencache.Token, now time.Time) freshness {
 }
 
 // errSpent is why Token has no token for t: it expired and nothing can
-// renew it, so the user has to authorize again.
+// renew it. A token made from a grant code (now spent) means the user has
+// to authorize again: ErrInvalidGrant. An access token alone is gone, as a
+// store says of an expired one: ErrNotFound.
 func errSpent(t tokencache.Token) error {
-	return errorf("refresher: token %s has expired and has no refresh token to renew it (its grant code is spent): %w", t.ID, ErrInvalidGrant)
+	if t.GrantToken != "" {
+		return errorf("refresher: token %s has expired, has no refresh token and its grant code is spent: %w", t.ID, ErrInvalidGrant)
+	}
+	return errorf("refresher: token %s has expired and has no refresh token to renew it: %w", t.ID, tokencache.ErrNotFound)
 }
 
 // window is the refresh window of t, shortened by a jitter that is fixed for

@@ -308,15 +308,16 @@ func TestHTTPEndpointErrors(t *testing.T) {
 		closed    bool          // send to a port nobody listens on
 		timeout   time.Duration // of the call's ctx
 		wantDead  bool          // errors.Is(err, ErrInvalidGrant)
+		wantCli   bool          // errors.Is(err, ErrInvalidClient): the client's credentials refused
 		wantHTTP  int           // status in the *oauth2.RetrieveError; 0: there is none
 		wantIs    error         // another error the chain must hold
 		wantInMsg string
 	}{
 		{name: "400 invalid_grant", mutate: unknown, wantDead: true, wantHTTP: 400, wantInMsg: `invalid grant: token endpoint answered HTTP 400 with error "invalid_grant"`},
-		{name: "401 invalid_client", mutate: wrongSecret, wantDead: true, wantHTTP: 401, wantInMsg: `"invalid_client"`},
-		{name: "400 unauthorized_client", opts: []oauthtest.Option{fault(400, `{"error":"unauthorized_client"}`)}, wantDead: true, wantHTTP: 400},
+		{name: "401 invalid_client", mutate: wrongSecret, wantDead: true, wantCli: true, wantHTTP: 401, wantInMsg: `invalid client: token endpoint answered HTTP 401 with error "invalid_client"`},
+		{name: "400 unauthorized_client", opts: []oauthtest.Option{fault(400, `{"error":"unauthorized_client"}`)}, wantDead: true, wantCli: true, wantHTTP: 400},
 		{name: "Zoho 200 invalid_code", opts: []oauthtest.Option{oauthtest.WithZohoQuirks()}, mutate: unknown, wantDead: true, wantHTTP: 200, wantInMsg: `HTTP 200 with error "invalid_code"`},
-		{name: "Zoho 200 invalid_client_secret", opts: []oauthtest.Option{oauthtest.WithZohoQuirks()}, mutate: wrongSecret, wantDead: true, wantHTTP: 200},
+		{name: "Zoho 200 invalid_client_secret", opts: []oauthtest.Option{oauthtest.WithZohoQuirks()}, mutate: wrongSecret, wantDead: true, wantCli: true, wantHTTP: 200},
 		{name: "Zoho 200 invalid_redirect_uri", opts: []oauthtest.Option{fault(200, `{"error":"invalid_redirect_uri"}`)}, wantDead: true, wantHTTP: 200},
 		{name: "500", setup: func(s *oauthtest.Server) { s.FailNext(1, 500) }, wantHTTP: 500, wantInMsg: `HTTP 500 with error "server_error"`},
 		{name: "503", setup: func(s *oauthtest.Server) { s.FailNext(1, 503) }, wantHTTP: 503},
@@ -376,6 +377,9 @@ func TestHTTPEndpointErrors(t *testing.T) {
 					}
 					if dead := errors.Is(err, refresher.ErrInvalidGrant); dead != tc.wantDead {
 						t.Errorf("errors.Is(err, ErrInvalidGrant) = %v, want %v; err = %v", dead, tc.wantDead, err)
+					}
+					if cli := errors.Is(err, refresher.ErrInvalidClient); cli != tc.wantCli {
+						t.Errorf("errors.Is(err, ErrInvalidClient) = %v, want %v; err = %v", cli, tc.wantCli, err)
 					}
 					if errors.Is(err, tokencache.ErrNotFound) {
 						t.Errorf("err = %v wraps ErrNotFound", err)

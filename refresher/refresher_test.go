@@ -42,6 +42,7 @@ type fakeEndpoint struct {
 	block    chan struct{}                  // when set, calls wait until it is closed
 	fail     func(call int64) (error, bool) // when it returns true, the call fails with that error
 	started  chan struct{}                  // when set, receives one value per call, if anyone listens
+	noRT     bool                           // Exchange answers without a refresh token
 	refresh  atomic.Int64                   // Refresh calls
 	exchange atomic.Int64                   // Exchange calls
 	reuses   atomic.Int64                   // refresh tokens presented twice
@@ -118,8 +119,10 @@ func (e *fakeEndpoint) Exchange(ctx context.Context, t tokencache.Token) (tokenc
 		return t, fmt.Errorf("fake server: grant code used or unknown: %w", refresher.ErrInvalidGrant)
 	}
 	delete(e.grants, t.GrantToken)
-	t.RefreshToken = fmt.Sprint("xr", n)
-	e.live[t.RefreshToken] = true
+	if !e.noRT {
+		t.RefreshToken = fmt.Sprint("xr", n)
+		e.live[t.RefreshToken] = true
+	}
 	t.AccessToken = fmt.Sprint("xa", n)
 	t.Expiry = e.clock.Now().Add(e.lifetime)
 	return t, nil

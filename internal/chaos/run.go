@@ -26,18 +26,19 @@ type Config struct {
 	PortFrom    int    // the loopback ports the run may use, inclusive
 	PortTo      int
 
-	Workers     int           // worker processes
-	Goroutines  int           // callers per worker
-	Users       int           // users, one token each
-	Lifetime    time.Duration // access token lifetime at the OAuth server
-	Window      time.Duration // refresher.WithRefreshWindow
-	LockTTL     time.Duration // refresher.WithLockTTL
-	CallTimeout time.Duration // each Token call's deadline
-	Pause       time.Duration // mean pause between one caller's calls
-	LatencyMin  time.Duration // OAuth server latency, uniform in [min, max]
-	LatencyMax  time.Duration
-	Warmup      time.Duration // before the faults
-	Settle      time.Duration // after the faults, before the fleet stops
+	Workers        int           // worker processes
+	Goroutines     int           // callers per worker
+	Users          int           // users, one token each
+	Lifetime       time.Duration // access token lifetime at the OAuth server
+	Window         time.Duration // refresher.WithRefreshWindow
+	LockTTL        time.Duration // refresher.WithLockTTL
+	CallTimeout    time.Duration // each Token call's deadline
+	RefreshTimeout time.Duration // refresher.WithRefreshTimeout (bounds the in-flight record too)
+	Pause          time.Duration // mean pause between one caller's calls
+	LatencyMin     time.Duration // OAuth server latency, uniform in [min, max]
+	LatencyMax     time.Duration
+	Warmup         time.Duration // before the faults
+	Settle         time.Duration // after the faults, before the fleet stops
 
 	Short bool      // the CI version of each scenario
 	Log   io.Writer // progress lines; nil: none
@@ -51,7 +52,7 @@ func DefaultConfig() Config {
 		PortFrom: 7600, PortTo: 7699,
 		Workers: 4, Goroutines: 16, Users: 30,
 		Lifetime: 3 * time.Second, Window: time.Second, LockTTL: 10 * time.Second,
-		CallTimeout: 5 * time.Second, Pause: 100 * time.Millisecond,
+		CallTimeout: 5 * time.Second, RefreshTimeout: 5 * time.Second, Pause: 100 * time.Millisecond,
 		LatencyMin: 100 * time.Millisecond, LatencyMax: 300 * time.Millisecond,
 		Warmup: 4 * time.Second, Settle: 12 * time.Second,
 	}
@@ -152,9 +153,10 @@ type Result struct {
 	LostWhy     map[string]int // reason -> users
 	Calls       int64
 	Failed      int64
-	FailedValid int64
-	Requests    int // refresh requests at the server
-	Refreshes   int // successful refreshes
+	FailedValid int64 // while the server held a live access token of the user
+	FailedHeld  int64 // while the failing process had served a token of the user that had not expired
+	Requests    int   // refresh requests at the server
+	Refreshes   int   // successful refreshes
 	Faults      int
 	Recovery    time.Duration // worst recovery over the faults
 	Unrecovered int           // users with no successful call after some fault
@@ -220,7 +222,7 @@ func Run(ctx context.Context, cfg Config, scn Scenario) (res Result) {
 	base := WorkerConfig{
 		RedisAddr: e.proxy.Addr(), Namespace: ns, TokenURL: e.auth.tokenURL(),
 		ClientID: oauthtest.DefaultClientID, Goroutines: cfg.Goroutines, Pause: cfg.Pause,
-		LockTTL: cfg.LockTTL, Window: cfg.Window, CallTimeout: cfg.CallTimeout,
+		LockTTL: cfg.LockTTL, Window: cfg.Window, CallTimeout: cfg.CallTimeout, RefreshTimeout: cfg.RefreshTimeout,
 		ReportPeriod: 250 * time.Millisecond,
 	}
 	if scn.Durable {
@@ -329,6 +331,9 @@ func (e *env) evaluate(res *Result, store tokencache.Store, users []string) {
 	col.mu.Lock()
 	defer col.mu.Unlock()
 	res.Calls, res.Failed, res.Errs = col.calls, col.fails, col.errs
+	for _, n := range col.held {
+		res.FailedHeld += int64(n)
+	}
 	for k, n := range col.bad {
 		if e.auth.validAt(users[k.user], time.UnixMilli(k.bucket*100+50)) {
 			res.FailedValid += int64(n)
