@@ -429,3 +429,32 @@ func TestIntegrityUpsertRacingDeleteAndLogin(t *testing.T) {
 		return !hook.ran.Load()
 	})
 }
+
+// An interrupted save of one of two holders of a value changes the answer
+// only if it committed: the most recently saved holder wins, as in memstore.
+func TestIntegrityInterruptedSaveKeepsTieBreak(t *testing.T) {
+	tg := redistest.New(t)
+	rdb := tg.Client(t)
+	eachPoint(t, func(t *testing.T, n int64) bool {
+		f := newFixture(t, tg, rdb)
+		s := f.store()
+		a := mustSave(t, s, tokencache.Token{ID: "a", UserName: "u", ClientID: "c", AccessToken: "a1"})
+		b := mustSave(t, s, tokencache.Token{ID: "b", UserName: "u", ClientID: "c", AccessToken: "b1"})
+		up := tokencache.Token{ID: a.ID, UserName: "u", ClientID: "c", AccessToken: "a2"}
+		err := f.hooked(&faultAfter{limit: n}).SaveToken(ctx, &up)
+		cur, ferr := s.FindTokenByID(ctx, a.ID)
+		if ferr != nil {
+			t.Fatal(ferr)
+		}
+		want := b.ID
+		if cur.AccessToken == "a2" {
+			want = a.ID // the save committed: a is the latest
+		}
+		for name, st := range map[string]*redisstore.Store{"hinted": s, "fresh": f.store(redisstore.WithHintCacheSize(0))} {
+			if got, err := st.FindToken(ctx, tokencache.Token{UserName: "u", ClientID: "c"}); err != nil || got.ID != want {
+				t.Fatalf("point %d, %s process: FindToken = %q, %v; want %s (a holds %s)", n, name, got.ID, err, want, cur.AccessToken)
+			}
+		}
+		return err == nil
+	})
+}

@@ -126,9 +126,10 @@ func (s *Store) lookup(ctx context.Context, query tokencache.Token, rule tokenca
 }
 
 // walk reads the index key and checks its members against their hashes in
-// score order, highest first: the first member whose hash is of its
-// incarnation and matches query is the answer. Members that can never be
-// valid again are removed (best effort: a failure changes no answer).
+// score order, highest first. A member is valid when its hash is of its
+// incarnation and matches query; the answer is the valid one whose hash
+// committed the highest claim score for this kind. Members that can never
+// be valid again are removed (best effort: a failure changes no answer).
 func (s *Store) walk(ctx context.Context, key string, query tokencache.Token, kind int) (lookupResult, error) {
 	members, err := s.readIndex(ctx, key)
 	if err != nil {
@@ -136,6 +137,11 @@ func (s *Store) walk(ctx context.Context, key string, query tokencache.Token, ki
 	}
 	var r lookupResult
 	for _, zm := range members {
+		if r.found && int64(zm.Score) < r.d.score[kind] {
+			// A member's score is its latest claim, at least the committed
+			// one: nothing further down can outrank the answer.
+			break
+		}
 		m, ok := parseMember(zm.Member.(string))
 		if !ok {
 			s.dropMember(ctx, key, zm) // nobody writes a malformed entry again
@@ -148,8 +154,12 @@ func (s *Store) walk(ctx context.Context, key string, query tokencache.Token, ki
 		now := s.now()
 		sameInc := found && d.inc == m.inc
 		if sameInc && tokencache.Matches(query, d.token, now) {
-			r.d, r.found = d, true
-			return r, nil
+			// Holders rank by the claim their hash committed (s_k), not
+			// by a later claim that may never commit.
+			if !r.found || d.score[kind] > r.d.score[kind] {
+				r.d, r.found = d, true
+			}
+			continue
 		}
 		switch {
 		case sameInc && d.token.Version >= m.rev, !sameInc && m.rev > 1:
