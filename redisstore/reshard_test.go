@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -90,23 +91,25 @@ type clusterNode struct {
 // slotNodes returns the master owning slot, another master, and all masters.
 func slotNodes(t *testing.T, cc *redis.ClusterClient, slot int) (src, dst clusterNode, all []clusterNode) {
 	t.Helper()
-	slots, err := cc.ClusterSlots(ctx).Result()
+	shards, err := cc.ClusterShards(ctx).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]bool{}
-	for _, r := range slots {
-		n := r.Nodes[0]
-		if seen[n.ID] {
-			continue
-		}
-		seen[n.ID] = true
-		c := redis.NewClient(&redis.Options{Addr: n.Addr})
-		t.Cleanup(func() { _ = c.Close() })
-		node := clusterNode{id: n.ID, addr: n.Addr, c: c}
-		all = append(all, node)
-		if slot >= int(r.Start) && slot <= int(r.End) {
-			src = node
+	for _, sh := range shards {
+		for _, n := range sh.Nodes {
+			if n.Role != "master" {
+				continue
+			}
+			addr := net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10))
+			c := redis.NewClient(&redis.Options{Addr: addr})
+			t.Cleanup(func() { _ = c.Close() })
+			node := clusterNode{id: n.ID, addr: addr, c: c}
+			all = append(all, node)
+			for _, r := range sh.Slots {
+				if slot >= int(r.Start) && slot <= int(r.End) {
+					src = node
+				}
+			}
 		}
 	}
 	for _, n := range all {
@@ -116,7 +119,7 @@ func slotNodes(t *testing.T, cc *redis.ClusterClient, slot int) (src, dst cluste
 		}
 	}
 	if src.id == "" || dst.id == "" {
-		t.Fatalf("no two masters for slot %d in %v", slot, slots)
+		t.Fatalf("no two masters for slot %d in %v", slot, shards)
 	}
 	return src, dst, all
 }
