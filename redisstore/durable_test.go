@@ -282,6 +282,14 @@ func snapshot(t *testing.T, rdb redis.UniversalClient, ns string) (restore func(
 		case "set":
 			members := rdb.SMembers(ctx, key).Val()
 			restores = append(restores, func() error { return rdb.SAdd(ctx, key, members).Err() })
+		case "zset":
+			members := rdb.ZRangeWithScores(ctx, key, 0, -1).Val()
+			restores = append(restores, func() error {
+				if err := rdb.ZAdd(ctx, key, members...).Err(); err != nil || ttl == 0 {
+					return err
+				}
+				return rdb.PExpire(ctx, key, ttl).Err()
+			})
 		case "string":
 			v := rdb.Get(ctx, key).Val()
 			restores = append(restores, func() error { return rdb.Set(ctx, key, v, ttl).Err() })
