@@ -97,6 +97,11 @@ bench-scale:
 bench-scale-cluster:
 	SCALE_CLUSTER=1 bash scripts/bench-scale.sh
 
+# Local cache with fleet-wide invalidation (issue 11): throughput vs raw HGETALL, invalidation latency.
+bench-l1:
+	REDIS_URL='$(REDIS_URL)' TOKENCACHE_BENCH_RATIOS=1 $(GO) test -count=1 -v -timeout 10m \
+		-run 'TestLocalCacheBenchRatio|TestLocalCacheInvalidation|TestLocalCacheMissedAnnouncements' ./refresher/
+
 lint:
 	bash scripts/lint.sh
 

@@ -53,6 +53,13 @@ func (s *faultyStore) FindTokenByID(ctx context.Context, id string) (tokencache.
 	return s.Store.FindTokenByID(ctx, id)
 }
 
+func (s *faultyStore) FindTokenFromRecord(ctx context.Context, q tokencache.Token) (tokencache.Token, error) {
+	if err := s.fault(ctx); err != nil {
+		return tokencache.Token{}, err
+	}
+	return s.Store.FindTokenFromRecord(ctx, q)
+}
+
 func (s *faultyStore) SaveToken(ctx context.Context, t *tokencache.Token) error {
 	s.saves.Add(1)
 	if err := s.fault(ctx); err != nil {

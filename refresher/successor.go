@@ -28,7 +28,7 @@ var errAbandoned = errors.New("refresher: shutdown ended the retries of a save")
 // Retry pacing of a successor's save.
 const (
 	firstRetryPause    = 50 * time.Millisecond
-	maxRetryPause      = 2 * time.Second
+	maxRetryPause      = 250 * time.Millisecond // a save that lands late keeps the fleet waiting
 	saveAttemptTimeout = 2 * time.Second
 )
 
