@@ -14,7 +14,8 @@ DEMO_ARGS ?=
 CHAOS_GATE ?= baseline,cuts,stall-3s,kill-after-lock,kill-before-send
 CHAOS_ARGS ?=
 
-.PHONY: help build test test-redis test-cluster test-sql bench bench-ratios bench-100k lint compose-check demo chaos chaos-short soak
+.PHONY: help build test test-redis test-cluster test-sql bench-durable bench bench-ratios bench-100k lint compose-check demo chaos chaos-short soak
+.PHONY: bench-scale bench-scale-cluster bench-l1
 
 help:
 	@echo "Targets:"
@@ -25,7 +26,11 @@ help:
 	@echo "  test-cluster  same suites against a throwaway 3-node Redis Cluster (scripts/redis-cluster.sh)"
 	@echo "  bench         benchmarks: BENCH=regex BENCHTIME=2s COUNT=5"
 	@echo "  bench-ratios  the figures of BENCHMARKS.md: ratios to a raw HGETALL and waiter latency, on REDIS_URL"
+	@echo "  bench-durable the record's figures of BENCHMARKS.md part 3: Redis with a record (SQLite, POSTGRES_URL) vs alone"
 	@echo "  bench-100k    memory per token and GetTokens over 100,000 tokens, on REDIS_URL"
+	@echo "  bench-scale   1k/10k/100k/1M tokens on a private redis-server (port 7710): memory, lookups, walk, DeleteTokens"
+	@echo "  bench-scale-cluster  the same on a private 3-node Cluster (ports from 7701), up to 100k tokens"
+	@echo "  bench-l1      local cache: Token with WithLocalCache vs raw HGETALL, invalidation latency, on REDIS_URL"
 	@echo "  lint          gofmt, go vet, staticcheck (scripts/lint.sh)"
 	@echo "  compose-check validate docker-compose.yml with the Compose-spec loader (tools/composecheck)"
 	@echo "  demo          go run ./cmd/tokencache demo \$$DEMO_ARGS"
@@ -57,6 +62,11 @@ test-sql:
 		REDIS_URL='$(REDIS_URL)' TOKENCACHE_REQUIRE_REDIS=1 \
 		$(GO) test -race -count=1 -run 'Durable' ./redisstore/
 
+# BENCHMARKS.md part 3: what the durable record costs, ratios measured in one run.
+bench-durable:
+	REDIS_URL='$(REDIS_URL)' TOKENCACHE_POSTGRES_URL='$(POSTGRES_URL)' TOKENCACHE_BENCH_RATIOS=1 \
+		$(GO) test -count=1 -v -timeout 10m -run TestDurableBenchRatios ./redisstore/
+
 # Throwaway Redis Cluster on spare loopback ports; always torn down, test exit status kept.
 test-cluster:
 	dir=$$(mktemp -d "$${TMPDIR:-/tmp}/tokencache-cluster.XXXXXX"); \
@@ -79,6 +89,18 @@ bench-ratios:
 bench-100k:
 	REDIS_URL='$(REDIS_URL)' TOKENCACHE_BENCH_100K=1 $(GO) test -count=1 -v -timeout 30m -run TestMemoryPerToken ./redisstore/
 	REDIS_URL='$(REDIS_URL)' TOKENCACHE_BENCH_100K=1 $(GO) test -count=1 -run '^$$' -bench GetTokens100k -benchtime 3x -timeout 30m ./redisstore/
+
+# Scale figures of BENCHMARKS.md (issue 11) on a redis-server of their own, never the shared one.
+bench-scale:
+	bash scripts/bench-scale.sh
+
+bench-scale-cluster:
+	SCALE_CLUSTER=1 bash scripts/bench-scale.sh
+
+# Local cache with fleet-wide invalidation (issue 11): throughput vs raw HGETALL, invalidation latency.
+bench-l1:
+	REDIS_URL='$(REDIS_URL)' TOKENCACHE_BENCH_RATIOS=1 $(GO) test -count=1 -v -timeout 10m \
+		-run 'TestLocalCacheBenchRatio|TestLocalCacheInvalidation|TestLocalCacheMissedAnnouncements' ./refresher/
 
 lint:
 	bash scripts/lint.sh

@@ -35,7 +35,7 @@ func FuzzDecodeFields(f *testing.F) {
 		d, err := decodeFields(id, m)
 		if len(flat) > 0 {
 			fd, found, ferr := decodeFlat(id, flat)
-			if (ferr == nil) != (err == nil) || (err == nil && (!found || !sameDecoded(fd, d))) {
+			if (ferr == nil) != (err == nil) || (err == nil && (!found || !sameToken(fd.token, d.token))) {
 				t.Fatalf("decodeFlat disagrees with decodeFields: %v / %v", ferr, err)
 			}
 		}
@@ -45,11 +45,11 @@ func FuzzDecodeFields(f *testing.F) {
 		if d.token.ID != id || d.token.Version < 1 {
 			t.Fatalf("decoded id %q version %d from %q", d.token.ID, d.token.Version, id)
 		}
-		again, err := decodeFields(id, encodedHash(d.token, d.pending))
+		again, err := decodeFields(id, encodedHash(d.token))
 		if err != nil {
 			t.Fatalf("re-decoding what encode wrote: %v", err)
 		}
-		if !sameDecoded(again, d) {
+		if !sameToken(again.token, d.token) {
 			t.Fatalf("round trip changed the token:\n got %#v\nwant %#v", again.token, d.token)
 		}
 	})
@@ -59,10 +59,10 @@ func FuzzDecodeFields(f *testing.F) {
 // field must come back byte for byte (Expiry to the millisecond), and no
 // stored value may exceed chunkSize.
 func FuzzCodecRoundTrip(f *testing.F) {
-	f.Add("u@example.com", "c1", "s", "r", "a", "g", "https://x/cb", "https://www.zohoapis.eu", int64(1700000000123), true, false, int64(1))
-	f.Add(string(bytes.Repeat([]byte("é"), 100)), "", "", "", string(bytes.Repeat([]byte{0xff}, 130)), "", "", "", int64(-5), true, true, int64(99))
-	f.Add("", "", "", "r", "", "", "", "", int64(0), false, false, int64(1<<62))
-	f.Fuzz(func(t *testing.T, user, client, secret, rt, at, gt, ru, ad string, expMs int64, hasExp, pending bool, version int64) {
+	f.Add("u@example.com", "c1", "s", "r", "a", "g", "https://x/cb", "https://www.zohoapis.eu", int64(1700000000123), true, int64(1))
+	f.Add(string(bytes.Repeat([]byte("é"), 100)), "", "", "", string(bytes.Repeat([]byte{0xff}, 130)), "", "", "", int64(-5), true, int64(99))
+	f.Add("", "", "", "r", "", "", "", "", int64(0), false, int64(1<<62))
+	f.Fuzz(func(t *testing.T, user, client, secret, rt, at, gt, ru, ad string, expMs int64, hasExp bool, version int64) {
 		if version < 1 {
 			version = 1
 		}
@@ -71,7 +71,7 @@ func FuzzCodecRoundTrip(f *testing.F) {
 		if hasExp {
 			tok.Expiry = time.UnixMilli(expMs)
 		}
-		h := encodedHash(tok, pending)
+		h := encodedHash(tok)
 		for k, v := range h {
 			if len(v) > chunkSize && k != fieldExpiry && k != fieldVersion {
 				t.Fatalf("field %q holds %d bytes, over chunkSize %d", k, len(v), chunkSize)
@@ -81,7 +81,7 @@ func FuzzCodecRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoding what encode wrote: %v", err)
 		}
-		if !sameDecoded(d, decoded{token: tok, pending: pending}) {
+		if !sameToken(d.token, tok) {
 			t.Fatalf("round trip changed the token:\n got %#v\nwant %#v", d.token, tok)
 		}
 	})
@@ -89,8 +89,8 @@ func FuzzCodecRoundTrip(f *testing.F) {
 
 // encodedHash is the hash the write script makes of t: its encoded fields
 // and the revision.
-func encodedHash(t tokencache.Token, pending bool) map[string]string {
-	args := encodeFields(t, pending)
+func encodedHash(t tokencache.Token) map[string]string {
+	args := encodeToken(t)
 	h := map[string]string{fieldVersion: strconv.FormatInt(t.Version, 10)}
 	for i := 0; i+1 < len(args); i += 2 {
 		h[args[i].(string)] = args[i+1].(string)
@@ -98,9 +98,23 @@ func encodedHash(t tokencache.Token, pending bool) map[string]string {
 	return h
 }
 
-func sameDecoded(a, b decoded) bool {
-	x, y := a.token, b.token
-	return a.pending == b.pending && x.ID == y.ID && x.Version == y.Version && x.Expiry.Equal(y.Expiry) &&
+// encodeToken calls encodeFields for a finished (not pending) token. Issue
+// 7's protocol drops encodeFields' pending flag; the type switch keeps this
+// target building before and after that change lands, and can become a
+// plain call then.
+func encodeToken(t tokencache.Token) []any {
+	switch enc := any(encodeFields).(type) {
+	case func(tokencache.Token) []any:
+		return enc(t)
+	case func(tokencache.Token, bool) []any:
+		return enc(t, false)
+	default:
+		panic("encodeFields has an unknown signature")
+	}
+}
+
+func sameToken(x, y tokencache.Token) bool {
+	return x.ID == y.ID && x.Version == y.Version && x.Expiry.Equal(y.Expiry) &&
 		x.UserName == y.UserName && x.ClientID == y.ClientID && x.ClientSecret == y.ClientSecret &&
 		x.RefreshToken == y.RefreshToken && x.AccessToken == y.AccessToken && x.GrantToken == y.GrantToken &&
 		x.RedirectURL == y.RedirectURL && x.APIDomain == y.APIDomain

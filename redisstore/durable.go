@@ -34,7 +34,7 @@ const cacheTimeout = 2 * time.Second
 //   - FindTokenFromRecord (tokencache.RecordFinder) reads the record only:
 //     the refresher's read under the lock, so a flushed, restarted or
 //     rolled-back Redis never hands out a rotated refresh token.
-//   - GetTokens lists the record; DeleteToken and DeleteTokens delete from
+//   - GetTokens and Walk list the record; DeleteToken and DeleteTokens delete from
 //     the record, then from Redis (an error says when Redis kept a copy).
 //   - SaveTokenIfLocked with a Version relies on the record's
 //     compare-and-set, so it works while Redis is down; with Version 0 it
@@ -96,6 +96,16 @@ func (s *Store) DurableStats() DurableStats {
 		CacheWriteFailures: s.dur.writeFailures.Load(),
 		CacheDropFailures:  s.dur.dropFailures.Load(),
 	}
+}
+
+// Record returns the durable record given to WithDurableStore, or nil
+// without one. The refresher uses it to reach capabilities of the record
+// itself, such as tokencache.FlightRecorder, that must outlive Redis.
+func (s *Store) Record() tokencache.Store {
+	if s.dur == nil {
+		return nil
+	}
+	return s.dur.record
 }
 
 var _ tokencache.RecordFinder = (*Store)(nil)
@@ -277,6 +287,23 @@ func (d *durable) deleteToken(ctx context.Context, id string) error {
 
 func (d *durable) getTokens(ctx context.Context) ([]tokencache.Token, error) {
 	return d.record.GetTokens(ctx)
+}
+
+// walk visits the record's tokens: Redis may have lost some.
+func (d *durable) walk(ctx context.Context, fn func(tokencache.Token) error) error {
+	if w, ok := d.record.(tokencache.Walker); ok {
+		return w.Walk(ctx, fn)
+	}
+	all, err := d.record.GetTokens(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range all {
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (d *durable) deleteTokens(ctx context.Context) error {

@@ -114,6 +114,10 @@ func TestDurableRedisFlushed(t *testing.T) {
 	if err != nil || len(all) != len(toks) {
 		t.Fatalf("GetTokens after the flush = %d tokens, %v; want %d", len(all), err, len(toks))
 	}
+	walked := 0
+	if err := f.store.Walk(ctx, func(tokencache.Token) error { walked++; return nil }); err != nil || walked != len(toks) {
+		t.Errorf("Walk after the flush visited %d tokens, %v; want %d", walked, err, len(toks))
+	}
 	for _, tok := range toks {
 		for _, q := range queries(tok) {
 			got, err := f.store.FindToken(ctx, q)
@@ -184,6 +188,15 @@ func TestDurableRedisDown(t *testing.T) {
 	}
 	if st := f.store.DurableStats(); st.CacheReadFailures == 0 || st.CacheWriteFailures == 0 {
 		t.Errorf("DurableStats = %+v, want read and write failures counted", st)
+	}
+
+	// The record's in-flight marks work without Redis.
+	flights, ok := f.store.Record().(tokencache.FlightRecorder)
+	if !ok {
+		t.Fatalf("Record() = %T, want a tokencache.FlightRecorder", f.store.Record())
+	}
+	if ok, _, err := flights.BeginFlight(ctx, refreshed.ID, refreshed.Version, "holder", time.Minute); err != nil || !ok {
+		t.Errorf("BeginFlight on the record with Redis down = %v, %v", ok, err)
 	}
 
 	// Redis comes back with what it had before: the older revision.

@@ -43,13 +43,13 @@ type modelSeed struct {
 // sequential semantics and the hint caches of several processes, and runs
 // with a fault at every command of a share of the operations.
 var modelSeeds = []modelSeed{
-	{seed: 1, steps: 300},
-	{seed: 2, steps: 300},
-	{seed: 3, steps: 300},
-	{seed: 11, steps: 120, faultRate: 0.3},
-	{seed: 12, steps: 120, faultRate: 0.3},
-	{seed: 13, steps: 120, faultRate: 0.3},
-	{seed: 14, steps: 120, faultRate: 0.3},
+	{seed: 1, steps: 200},
+	{seed: 2, steps: 200},
+	{seed: 3, steps: 200},
+	{seed: 11, steps: 80, faultRate: 0.25},
+	{seed: 12, steps: 80, faultRate: 0.25},
+	{seed: 13, steps: 80, faultRate: 0.25},
+	{seed: 14, steps: 80, faultRate: 0.25},
 }
 
 // knownBroken lists the seeds of the fixed set that the redisstore of
@@ -85,7 +85,7 @@ func TestModel(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s=%q: %v", envSeed, s, err)
 		}
-		seeds = []modelSeed{{seed: n, steps: 300, faultRate: 0.3}}
+		seeds = []modelSeed{{seed: n, steps: 200, faultRate: 0.25}}
 		for _, ms := range modelSeeds {
 			if ms.seed == n {
 				seeds[0] = ms

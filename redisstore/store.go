@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokencache/tokencache"
+	"github.com/tokencache/tokencache/internal/announce"
 )
 
 // pendingTTL bounds how long the hash of an unfinished insert lives: an
@@ -214,10 +215,10 @@ func (s *Store) SaveToken(ctx context.Context, token *tokencache.Token) error {
 		return s.dur.saveToken(ctx, token)
 	}
 	if s.obs == nil {
-		return s.saveToken(ctx, token)
+		return s.changedToken(ctx, s.saveToken(ctx, token), token)
 	}
 	ctx, done := s.obs.StoreOperation(ctx, OpSaveToken)
-	err := s.saveToken(ctx, token)
+	err := s.changedToken(ctx, s.saveToken(ctx, token), token)
 	done(err)
 	return err
 }
@@ -279,10 +280,10 @@ func (s *Store) SaveTokenIfLocked(ctx context.Context, token *tokencache.Token, 
 		return s.dur.saveTokenIfLocked(ctx, token, lockKey, lockToken)
 	}
 	if s.obs == nil {
-		return s.saveTokenIfLocked(ctx, token, lockKey, lockToken)
+		return s.changedToken(ctx, s.saveTokenIfLocked(ctx, token, lockKey, lockToken), token)
 	}
 	ctx, done := s.obs.StoreOperation(ctx, OpSaveTokenIfLocked)
-	err := s.saveTokenIfLocked(ctx, token, lockKey, lockToken)
+	err := s.changedToken(ctx, s.saveTokenIfLocked(ctx, token, lockKey, lockToken), token)
 	done(err)
 	return err
 }
@@ -621,10 +622,10 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 		return s.dur.deleteToken(ctx, id)
 	}
 	if s.obs == nil {
-		return s.deleteToken(ctx, id)
+		return s.changedID(ctx, s.deleteToken(ctx, id), id)
 	}
 	ctx, done := s.obs.StoreOperation(ctx, OpDeleteToken)
-	err := s.deleteToken(ctx, id)
+	err := s.changedID(ctx, s.deleteToken(ctx, id), id)
 	done(err)
 	return err
 }
@@ -735,10 +736,10 @@ func (s *Store) DeleteTokens(ctx context.Context) error {
 		return s.dur.deleteTokens(ctx)
 	}
 	if s.obs == nil {
-		return s.deleteTokens(ctx)
+		return s.changedID(ctx, s.deleteTokens(ctx), announce.All)
 	}
 	ctx, done := s.obs.StoreOperation(ctx, OpDeleteTokens)
-	err := s.deleteTokens(ctx)
+	err := s.changedID(ctx, s.deleteTokens(ctx), announce.All)
 	done(err)
 	return err
 }

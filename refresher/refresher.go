@@ -87,7 +87,7 @@ func New(store tokencache.Store, locker *lock.Locker, ep Endpoint, opts ...Optio
 		cfg.err = fmt.Errorf("%w: nil store or endpoint", ErrBadOption)
 	}
 	r := &Refresher{store: store, ep: ep, cfg: cfg, bgPause: make(map[string]time.Time),
-		local: newLocalCache(cfg.localTTL), memory: newMemory(maxRemembered), pending: newSuccessors(),
+		local: newLocalCache(cfg.localTTL, store, cfg.now), memory: newMemory(maxRemembered), pending: newSuccessors(),
 		abandon: make(chan struct{})}
 	switch {
 	case locker == nil:
@@ -126,10 +126,11 @@ func (r *Refresher) Shutdown(ctx context.Context) error {
 }
 
 // Close releases what New set up: the subscription of a Locker it made for
-// the store's namespace. The Locker passed to New is the caller's to close.
+// the store's namespace, and the local cache's watch of the store's changes
+// (WithLocalCache). The Locker passed to New is the caller's to close.
 // It does not wait for refreshes in flight or saves being retried; Shutdown
 // does.
-func (r *Refresher) Close() error { return r.coord.close() }
+func (r *Refresher) Close() error { return errors.Join(r.local.close(), r.coord.close()) }
 
 // Token returns a valid token for query, renewing it when it is due. query
 // is matched as tokencache.Store.FindToken matches it. When nothing
@@ -162,12 +163,11 @@ func (r *Refresher) token(ctx context.Context, query tokencache.Token) (tokencac
 	if r.cfg.err != nil {
 		return tokencache.Token{}, ResultError, r.cfg.err
 	}
-	key := cacheKey(query)
-	if r.local != nil {
-		if tok, ok := r.local.get(key, time.Now()); ok && r.due(tok, r.cfg.now()) == fresh {
-			return tok, ResultFresh, nil
-		}
+	if tok, ok := r.local.get(query); ok && r.due(tok, r.cfg.now()) == fresh {
+		return tok, ResultFresh, nil
 	}
+	key := cacheKey(query)
+	since := r.local.begin()
 	tok, fellBack, err := r.read(ctx, query, key)
 	switch {
 	case fellBack:
@@ -184,9 +184,7 @@ func (r *Refresher) token(ctx context.Context, query tokencache.Token) (tokencac
 	}
 	switch r.due(tok, r.cfg.now()) {
 	case fresh:
-		if r.local != nil {
-			r.local.put(key, tok, time.Now())
-		}
+		r.local.put(query, tok, since)
 		r.memory.put(key, tok, r.cfg.now())
 		return tok, ResultFresh, nil
 	case stale:

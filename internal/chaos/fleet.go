@@ -41,12 +41,13 @@ type collector struct {
 	fails  int64
 	ok     map[bucketKey]int
 	bad    map[bucketKey]int
+	held   map[bucketKey]int
 	errs   map[string]int
 	deaths []dying
 }
 
 func newCollector() *collector {
-	return &collector{ok: map[bucketKey]int{}, bad: map[bucketKey]int{}, errs: map[string]int{}}
+	return &collector{ok: map[bucketKey]int{}, bad: map[bucketKey]int{}, held: map[bucketKey]int{}, errs: map[string]int{}}
 }
 
 func (c *collector) add(r report) {
@@ -59,6 +60,9 @@ func (c *collector) add(r report) {
 	}
 	for _, b := range r.Bad {
 		c.bad[bucketKey{b.User, b.Bucket}] += b.N
+	}
+	for _, b := range r.Held {
+		c.held[bucketKey{b.User, b.Bucket}] += b.N
 	}
 	for k, n := range r.Errs {
 		c.errs[k] += n

@@ -51,8 +51,8 @@ func (g Gates) Check(r Result) []string {
 	if s.GateLost && r.Lost > 0 {
 		why = append(why, fmt.Sprintf("%d users lost", r.Lost))
 	}
-	if s.GateValid && r.FailedValid > 0 {
-		why = append(why, fmt.Sprintf("%d calls failed while the user had a valid token", r.FailedValid))
+	if s.GateValid && r.FailedHeld > 0 {
+		why = append(why, fmt.Sprintf("%d calls failed while their process had served the user a token still valid", r.FailedHeld))
 	}
 	if s.GateRatio && (r.Refreshes == 0 || r.Requests != r.Refreshes) {
 		why = append(why, fmt.Sprintf("%.3f refresh requests per expiry (%d requests, %d refreshes), want 1.0", r.Ratio(), r.Requests, r.Refreshes))
@@ -85,8 +85,8 @@ func dur(d time.Duration) string {
 // WriteTable writes the results as a Markdown table, then the details
 // (reasons users were lost, error classes, gate failures).
 func WriteTable(w io.Writer, results []Result, g Gates) {
-	fmt.Fprintln(w, "| scenario | gated (issue) | enforced | users lost | calls failed while valid (of calls; all failures) | refreshes per expiry | recovery | takeover | verdict |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| scenario | gated (issue) | enforced | users lost | failed while valid: process / server | failed, of calls | refreshes per expiry | recovery | takeover | verdict |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		s := r.Scenario
 		enforced := "no"
@@ -94,7 +94,7 @@ func WriteTable(w io.Writer, results []Result, g Gates) {
 			enforced = "yes"
 		}
 		if r.Skipped != "" {
-			fmt.Fprintf(w, "| %s | %s | %s | — | — | — | — | — | skipped: %s |\n", s.Name, gatedText(s), enforced, r.Skipped)
+			fmt.Fprintf(w, "| %s | %s | %s | — | — | — | — | — | — | skipped: %s |\n", s.Name, gatedText(s), enforced, r.Skipped)
 			continue
 		}
 		rec := "—"
@@ -105,11 +105,13 @@ func WriteTable(w io.Writer, results []Result, g Gates) {
 			}
 		}
 		take := "—"
-		if r.Takeovers > 0 || r.Missed > 0 {
+		switch {
+		case r.Takeovers > 0 && r.Missed > 0:
+			take = fmt.Sprintf("%s (%d later than the wait)", dur(r.Takeover), r.Missed)
+		case r.Takeovers > 0:
 			take = dur(r.Takeover)
-			if r.Missed > 0 {
-				take += fmt.Sprintf(" (%d missed)", r.Missed)
-			}
+		case r.Missed > 0:
+			take = fmt.Sprintf("later than the wait (%d)", r.Missed)
 		}
 		verdict := "ok"
 		if why := g.Check(r); len(why) > 0 {
@@ -120,8 +122,8 @@ func WriteTable(w io.Writer, results []Result, g Gates) {
 		if r.Err != nil && !g[s.Name] {
 			verdict = "error"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %d of %d | %d (of %d; %d) | %.2f (%d/%d) | %s | %s | %s |\n",
-			s.Name, gatedText(s), enforced, r.Lost, r.Users, r.FailedValid, r.Calls, r.Failed,
+		fmt.Fprintf(w, "| %s | %s | %s | %d of %d | %d / %d | %d of %d | %.2f (%d/%d) | %s | %s | %s |\n",
+			s.Name, gatedText(s), enforced, r.Lost, r.Users, r.FailedHeld, r.FailedValid, r.Failed, r.Calls,
 			r.Ratio(), r.Requests, r.Refreshes, rec, take, verdict)
 	}
 	fmt.Fprintln(w)
@@ -136,6 +138,7 @@ func WriteTable(w io.Writer, results []Result, g Gates) {
 		for _, why := range sortedKeys(r.LostWhy) {
 			lines = append(lines, fmt.Sprintf("lost: %d × %s", r.LostWhy[why], why))
 		}
+		lines = append(lines, r.Timelines...)
 		for _, e := range topErrs(r.Errs, 3) {
 			lines = append(lines, "failure: "+e)
 		}

@@ -69,7 +69,8 @@ func TestGatesCheck(t *testing.T) {
 		{"baseline clean", Result{Scenario: scenario(t, "baseline"), Requests: 10, Refreshes: 10}, ""},
 		{"baseline double refresh", Result{Scenario: scenario(t, "baseline"), Requests: 11, Refreshes: 10}, "refresh requests per expiry"},
 		{"baseline no refresh at all", Result{Scenario: scenario(t, "baseline")}, "refresh requests per expiry"},
-		{"cuts failed while valid", Result{Scenario: scenario(t, "cuts"), FailedValid: 1}, "valid token"},
+		{"cuts failed while valid", Result{Scenario: scenario(t, "cuts"), FailedHeld: 1}, "still valid"},
+		{"cuts failed while only the server had a token", Result{Scenario: scenario(t, "cuts"), FailedValid: 3}, ""},
 		{"sigstop valid not gated", Result{Scenario: scenario(t, "sigstop-holder"), FailedValid: 5}, ""},
 		{"sigstop lost", Result{Scenario: scenario(t, "sigstop-holder"), Lost: 1}, "1 users lost"},
 		{"kill-after-answer not gated", Result{Scenario: scenario(t, "kill-after-answer"), Lost: 3}, ""},
@@ -113,20 +114,25 @@ func TestValidAt(t *testing.T) {
 func TestTallyFlush(t *testing.T) {
 	tl := newTally()
 	at := time.UnixMilli(12_345)
-	tl.add(1, at, nil)
-	tl.add(1, at, nil)
-	tl.add(2, at, errTest("store down"))
+	tl.add(1, at, at.Add(time.Second), nil)
+	tl.add(1, at, at.Add(time.Second), nil)
+	tl.add(2, at, time.Time{}, errTest("store down"))
+	tl.add(1, at.Add(500*time.Millisecond), time.Time{}, errTest("store down")) // user 1 still held a valid token
+	tl.add(1, at.Add(2*time.Second), time.Time{}, errTest("store down"))        // no longer
 	r := tl.flush()
-	if r.Calls != 3 || r.Fails != 1 || r.Errs["store down"] != 1 {
+	if r.Calls != 5 || r.Fails != 3 || r.Errs["store down"] != 3 {
 		t.Fatalf("flush = %+v", r)
 	}
 	if len(r.OK) != 1 || r.OK[0] != (bucketCount{User: 1, Bucket: 123, N: 2}) {
 		t.Fatalf("ok buckets = %+v", r.OK)
 	}
+	if len(r.Held) != 1 || r.Held[0] != (bucketCount{User: 1, Bucket: 128, N: 1}) {
+		t.Fatalf("held buckets = %+v, want one failure of user 1 while its token was valid", r.Held)
+	}
 	c := newCollector()
 	c.add(r)
 	c.add(tl.flush()) // empty after the first flush
-	if c.calls != 3 || c.fails != 1 || c.bad[bucketKey{2, 123}] != 1 {
+	if c.calls != 5 || c.fails != 3 || c.bad[bucketKey{2, 123}] != 1 || c.held[bucketKey{1, 128}] != 1 {
 		t.Fatalf("collector = calls %d fails %d bad %v", c.calls, c.fails, c.bad)
 	}
 }

@@ -48,19 +48,20 @@ const (
 
 // WorkerConfig is what one worker process runs.
 type WorkerConfig struct {
-	RedisAddr    string        // the fault proxy in front of Redis
-	Namespace    string        // redisstore and lock namespace
-	TokenURL     string        // the OAuth server's token endpoint
-	ClientID     string        // the users' OAuth client
-	Users        []string      // user names to call Token for
-	Goroutines   int           // concurrent callers
-	Pause        time.Duration // mean pause between one caller's calls
-	LockTTL      time.Duration // refresher.WithLockTTL
-	Window       time.Duration // refresher.WithRefreshWindow
-	CallTimeout  time.Duration // each Token call's deadline
-	Victim       string        // VictimAfterLock, VictimBeforeSend, or "" (none)
-	Durable      string        // DSN of the durable record ("" none)
-	ReportPeriod time.Duration // how often the worker reports
+	RedisAddr      string        // the fault proxy in front of Redis
+	Namespace      string        // redisstore and lock namespace
+	TokenURL       string        // the OAuth server's token endpoint
+	ClientID       string        // the users' OAuth client
+	Users          []string      // user names to call Token for
+	Goroutines     int           // concurrent callers
+	Pause          time.Duration // mean pause between one caller's calls
+	LockTTL        time.Duration // refresher.WithLockTTL
+	Window         time.Duration // refresher.WithRefreshWindow
+	CallTimeout    time.Duration // each Token call's deadline
+	RefreshTimeout time.Duration // refresher.WithRefreshTimeout and the HTTP client's timeout
+	Victim         string        // VictimAfterLock, VictimBeforeSend, or "" (none)
+	Durable        string        // DSN of the durable record ("" none)
+	ReportPeriod   time.Duration // how often the worker reports
 }
 
 // report is one line a worker writes to its stdout. Times are Unix
@@ -71,6 +72,7 @@ type report struct {
 	Fails int64          `json:"fails,omitempty"`
 	OK    []bucketCount  `json:"ok,omitempty"`   // successes per user and bucket
 	Bad   []bucketCount  `json:"bad,omitempty"`  // failures per user and bucket
+	Held  []bucketCount  `json:"held,omitempty"` // failures while this process had served a token still valid
 	Errs  map[string]int `json:"errs,omitempty"` // failure causes, counted
 	Dying *dying         `json:"dying,omitempty"`
 	Final bool           `json:"final,omitempty"`
@@ -102,24 +104,35 @@ type tally struct {
 	fails int64
 	ok    map[bucketKey]int
 	bad   map[bucketKey]int
+	held  map[bucketKey]int
 	errs  map[string]int
+	last  map[int]time.Time // per user: expiry of the last token served; never reset
 }
 
 func newTally() *tally {
-	return &tally{ok: map[bucketKey]int{}, bad: map[bucketKey]int{}, errs: map[string]int{}}
+	return &tally{ok: map[bucketKey]int{}, bad: map[bucketKey]int{}, held: map[bucketKey]int{},
+		errs: map[string]int{}, last: map[int]time.Time{}}
 }
 
-func (t *tally) add(user int, at time.Time, err error) {
+// add counts one call for user at at: a success serving a token that
+// expires at expiry, or a failure err.
+func (t *tally) add(user int, at time.Time, expiry time.Time, err error) {
 	k := bucketKey{user, at.UnixMilli() / 100}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.calls++
 	if err == nil {
 		t.ok[k]++
+		if expiry.After(t.last[user]) {
+			t.last[user] = expiry
+		}
 		return
 	}
 	t.fails++
 	t.bad[k]++
+	if t.last[user].After(at) {
+		t.held[k]++
+	}
 	if len(t.errs) < 20 {
 		t.errs[errClass(err)]++
 	}
@@ -145,8 +158,11 @@ func (t *tally) flush() report {
 	for k, n := range t.bad {
 		r.Bad = append(r.Bad, bucketCount{k.user, k.bucket, n})
 	}
+	for k, n := range t.held {
+		r.Held = append(r.Held, bucketCount{k.user, k.bucket, n})
+	}
 	t.calls, t.fails = 0, 0
-	t.ok, t.bad, t.errs = map[bucketKey]int{}, map[bucketKey]int{}, map[string]int{}
+	t.ok, t.bad, t.held, t.errs = map[bucketKey]int{}, map[bucketKey]int{}, map[bucketKey]int{}, map[string]int{}
 	return r
 }
 
@@ -206,20 +222,23 @@ func RunWorker(out io.Writer) error {
 	locker := lock.New(rdb, lock.WithNamespace(cfg.Namespace), lock.WithTTL(cfg.LockTTL))
 	defer func() { _ = locker.Close() }()
 
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: headerTransport{pid: os.Getpid()}}
+	hc := &http.Client{Timeout: cfg.RefreshTimeout, Transport: headerTransport{pid: os.Getpid()}}
 	ep := endpoint{w: w, inner: refresher.NewHTTPEndpoint(cfg.TokenURL, refresher.WithHTTPClient(hc))}
 	r := refresher.New(store, locker, ep,
 		refresher.WithRefreshWindow(cfg.Window),
+		refresher.WithRefreshTimeout(cfg.RefreshTimeout),
 		refresher.WithLockTTL(cfg.LockTTL))
 
 	w.emit(report{Ready: true})
 	var quit atomic.Bool
+	calls, endCalls := context.WithCancel(context.Background()) // ends the calls in progress at stop
+	defer endCalls()
 	var wg sync.WaitGroup
 	for g := range cfg.Goroutines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.callLoop(r, g, &quit)
+			w.callLoop(calls, r, g, &quit)
 		}()
 	}
 	tick := time.NewTicker(cfg.ReportPeriod)
@@ -236,8 +255,11 @@ loop:
 		}
 	}
 	quit.Store(true)
+	endCalls()
 	wg.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Refreshes and successor saves in progress run on their own contexts:
+	// Shutdown waits for them.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = r.Shutdown(ctx)
 	rep := w.tally.flush()
@@ -247,18 +269,21 @@ loop:
 }
 
 // callLoop is one caller: Token for a random user, a pause, again.
-func (w *worker) callLoop(r *refresher.Refresher, g int, quit *atomic.Bool) {
+func (w *worker) callLoop(base context.Context, r *refresher.Refresher, g int, quit *atomic.Bool) {
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), uint64(g)))
 	for !quit.Load() {
 		u := rng.IntN(len(w.cfg.Users))
-		ctx, cancel := context.WithTimeout(context.Background(), w.cfg.CallTimeout)
+		ctx, cancel := context.WithTimeout(base, w.cfg.CallTimeout)
 		tok, err := r.Token(ctx, tokencache.Token{UserName: w.cfg.Users[u], ClientID: w.cfg.ClientID})
 		cancel()
 		now := time.Now()
+		if base.Err() != nil {
+			return // cut short by the stop: not an outcome
+		}
 		if err == nil && (tok.AccessToken == "" || tok.ExpiresWithin(now, 0)) {
 			err = errors.New("token served after its expiry")
 		}
-		w.tally.add(u, now, err)
+		w.tally.add(u, now, tok.Expiry, err)
 		pause := w.cfg.Pause/2 + time.Duration(rng.Int64N(int64(w.cfg.Pause)+1))
 		time.Sleep(pause)
 	}

@@ -2,7 +2,6 @@ package modelcheck
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -326,10 +325,4 @@ func (dialOnly) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 func (dialOnly) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
-}
-
-// isInjected reports whether err comes from a fault: an injected failure, a
-// cancelled context or a closed connection.
-func isInjected(err error) bool {
-	return errors.Is(err, ErrInjected) || errors.Is(err, context.Canceled) || errors.Is(err, net.ErrClosed)
 }

@@ -47,7 +47,7 @@ func (d *driver) faultLoop(op Op) error {
 				return e
 			}
 		}
-		if e := d.check(op.Inst); e != nil {
+		if e := d.checkThrough(op.Inst, false); e != nil {
 			return e
 		}
 		if wasInsert {

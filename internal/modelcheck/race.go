@@ -107,6 +107,21 @@ func (d *driver) race() error {
 			return violation("a racing %s failed: %v", c.op.Kind, c.err)
 		}
 	}
+	ids := map[string]bool{}
+	deleted := false
+	for _, c := range calls {
+		if c.op.Kind == KindSave {
+			ids[c.st.ID] = true
+		} else {
+			deleted = true
+		}
+	}
+	if allowed := 1 + btoi(deleted); len(ids) > allowed {
+		for _, c := range calls {
+			d.log("  %s -> store %s", opString(c.op), result(c.st, nil, c.err))
+		}
+		return violation("racing saves of %s/%s made %d tokens for the one identity (the model allows %d)", user, client, len(ids), allowed)
+	}
 	slices.SortStableFunc(calls, func(a, b *raceCall) int {
 		if x := cmp.Compare(rank(a), rank(b)); x != 0 {
 			return x
@@ -123,4 +138,11 @@ func (d *driver) race() error {
 		}
 	}
 	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
