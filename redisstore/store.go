@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokencache/tokencache"
+	"github.com/tokencache/tokencache/internal/announce"
 )
 
 // Store is a tokencache.Store in Redis. It is safe for concurrent use, also
@@ -126,10 +127,10 @@ func (s *Store) FindTokenByID(ctx context.Context, id string) (tokencache.Token,
 // SaveToken inserts or updates token; see tokencache.Store.
 func (s *Store) SaveToken(ctx context.Context, token *tokencache.Token) error {
 	if s.dur != nil {
-		return s.dur.saveToken(ctx, token)
+		return s.changedToken(ctx, s.dur.saveToken(ctx, token), token)
 	}
 	return observeErr(s, ctx, OpSaveToken, func(ctx context.Context) error {
-		return s.saveToken(ctx, token)
+		return s.changedToken(ctx, s.saveToken(ctx, token), token)
 	})
 }
 
@@ -142,20 +143,20 @@ func (s *Store) SaveToken(ctx context.Context, token *tokencache.Token) error {
 // keys share a Cluster slot.
 func (s *Store) SaveTokenIfLocked(ctx context.Context, token *tokencache.Token, lockKey, lockToken string) error {
 	if s.dur != nil {
-		return s.dur.saveTokenIfLocked(ctx, token, lockKey, lockToken)
+		return s.changedToken(ctx, s.dur.saveTokenIfLocked(ctx, token, lockKey, lockToken), token)
 	}
 	return observeErr(s, ctx, OpSaveTokenIfLocked, func(ctx context.Context) error {
-		return s.saveTokenIfLocked(ctx, token, lockKey, lockToken)
+		return s.changedToken(ctx, s.saveTokenIfLocked(ctx, token, lockKey, lockToken), token)
 	})
 }
 
 // DeleteToken removes the token with this ID; see tokencache.Store.
 func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	if s.dur != nil {
-		return s.dur.deleteToken(ctx, id)
+		return s.changedID(ctx, s.dur.deleteToken(ctx, id), id)
 	}
 	return observeErr(s, ctx, OpDeleteToken, func(ctx context.Context) error {
-		return s.deleteToken(ctx, id)
+		return s.changedID(ctx, s.deleteToken(ctx, id), id)
 	})
 }
 
@@ -173,9 +174,11 @@ func (s *Store) GetTokens(ctx context.Context) ([]tokencache.Token, error) {
 // entries; keys of other namespaces are never touched.
 func (s *Store) DeleteTokens(ctx context.Context) error {
 	if s.dur != nil {
-		return s.dur.deleteTokens(ctx)
+		return s.changedID(ctx, s.dur.deleteTokens(ctx), announce.All)
 	}
-	return observeErr(s, ctx, OpDeleteTokens, s.deleteTokens)
+	return observeErr(s, ctx, OpDeleteTokens, func(ctx context.Context) error {
+		return s.changedID(ctx, s.deleteTokens(ctx), announce.All)
+	})
 }
 
 // Reindex writes every token's index entries under the current index key

@@ -18,6 +18,9 @@ var _ tokencache.Walker = (*Store)(nil)
 // return an ID twice (when Redis resizes the set during the walk), and so
 // may Walk. An error of fn is returned as it is; a Redis error is wrapped.
 func (s *Store) Walk(ctx context.Context, fn func(tokencache.Token) error) error {
+	if s.dur != nil {
+		return s.dur.walk(ctx, fn)
+	}
 	if s.err != nil {
 		return s.err
 	}

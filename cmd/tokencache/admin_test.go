@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokencache/tokencache"
+	"github.com/tokencache/tokencache/internal/cli"
 	"github.com/tokencache/tokencache/internal/redistest"
+	"github.com/tokencache/tokencache/internal/view"
 	"github.com/tokencache/tokencache/redisstore"
 )
 
@@ -74,10 +75,20 @@ type runResult struct {
 	code           int
 }
 
-// run runs the command line with the env's --redis and --namespace.
+// run runs the command args[0] with the env's --redis and --namespace and
+// the rest of args.
 func (e *adminEnv) run(t *testing.T, stdin string, args ...string) runResult {
 	t.Helper()
-	return runCLI(t, stdin, append([]string{"--redis", e.url, "--namespace", e.ns}, args...)...)
+	return runCLI(t, stdin, withStoreFlags(args, "--redis", e.url, "--namespace", e.ns)...)
+}
+
+// withStoreFlags puts flags right after the command name args[0]: the store
+// flags belong to the commands that open the store, not to the root.
+func withStoreFlags(args []string, flags ...string) []string {
+	if len(args) == 0 {
+		return flags
+	}
+	return append(append([]string{args[0]}, flags...), args[1:]...)
 }
 
 func runCLI(t *testing.T, stdin string, args ...string) runResult {
@@ -137,11 +148,11 @@ func wantCode(t *testing.T, what string, r runResult, code int) {
 	}
 }
 
-// oneLineError checks that a failure printed exactly one line on stderr,
-// nothing on stdout, and returns the line.
-func oneLineError(t *testing.T, what string, r runResult) string {
+// oneLineError checks that a failure exited with code, printed exactly one
+// line on stderr and nothing on stdout, and returns the line.
+func oneLineError(t *testing.T, what string, r runResult, code int) string {
 	t.Helper()
-	wantCode(t, what, r, 1)
+	wantCode(t, what, r, code)
 	if r.stdout != "" {
 		t.Errorf("%s: stdout %q, want nothing", what, r.stdout)
 	}
@@ -268,7 +279,7 @@ func TestShow(t *testing.T) {
 	r = e.run(t, "", "show", "--json", tok.ID)
 	wantCode(t, "show --json", r, 0)
 	noSecrets(t, "show --json", r)
-	var v tokenView
+	var v view.Token
 	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
 		t.Fatalf("show --json: %v\n%s", err, r.stdout)
 	}
@@ -276,9 +287,9 @@ func TestShow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := viewOf(stored)
-	if !v.Expiry.Equal(want.Expiry) {
-		t.Errorf("show --json expiry %v, want %v", v.Expiry, want.Expiry)
+	want := view.Of(stored)
+	if v.Expiry == nil || !v.Expiry.Equal(*want.Expiry) {
+		t.Fatalf("show --json expiry %v, want %v", v.Expiry, want.Expiry)
 	}
 	v.Expiry = want.Expiry
 	if v != want {
@@ -288,11 +299,11 @@ func TestShow(t *testing.T) {
 		t.Errorf("show --json secrets: access %q, grant %q", v.AccessToken, v.GrantToken)
 	}
 
-	line := oneLineError(t, "show missing", e.run(t, "", "show", "nosuchid"))
+	line := oneLineError(t, "show missing", e.run(t, "", "show", "nosuchid"), 3)
 	if want := "tokencache: no token with ID nosuchid in namespace " + e.ns; line != want {
 		t.Errorf("show missing: %q, want %q", line, want)
 	}
-	line = oneLineError(t, "show bad ID", e.run(t, "", "show", secretMark+" pasted by mistake"))
+	line = oneLineError(t, "show bad ID", e.run(t, "", "show", secretMark+" pasted by mistake"), 2)
 	if !strings.Contains(line, "invalid token ID") || strings.Contains(line, secretMark) {
 		t.Errorf("show bad ID: %q", line)
 	}
@@ -330,7 +341,7 @@ func TestRevokeWorkersSeeItGone(t *testing.T) {
 		t.Errorf("the other token is gone too: %v", err)
 	}
 
-	line := oneLineError(t, "revoke again", e.run(t, "", "revoke", tok.ID))
+	line := oneLineError(t, "revoke again", e.run(t, "", "revoke", tok.ID), 3)
 	if want := "tokencache: no token with ID " + tok.ID + " in namespace " + e.ns; line != want {
 		t.Errorf("revoke again: %q, want %q", line, want)
 	}
@@ -339,8 +350,8 @@ func TestRevokeWorkersSeeItGone(t *testing.T) {
 	if !strings.Contains(r.stdout, "nothing to revoke") {
 		t.Errorf("revoke --ignore-missing said %q", r.stdout)
 	}
-	oneLineError(t, "revoke bad ID", e.run(t, "", "revoke", "--ignore-missing", "no/such"))
-	oneLineError(t, "revoke without ID", e.run(t, "", "revoke"))
+	oneLineError(t, "revoke bad ID", e.run(t, "", "revoke", "--ignore-missing", "no/such"), 2)
+	oneLineError(t, "revoke without ID", e.run(t, "", "revoke"), 2)
 }
 
 func TestPurge(t *testing.T) {
@@ -428,11 +439,11 @@ func TestStats(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	statsOf := func(args ...string) tokenStats {
+	statsOf := func(args ...string) statsJSON {
 		t.Helper()
 		r := e.run(t, "", append([]string{"stats", "--json"}, args...)...)
 		wantCode(t, "stats --json", r, 0)
-		var st tokenStats
+		var st statsJSON
 		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 			t.Fatalf("stats --json: %v\n%s", err, r.stdout)
 		}
@@ -440,7 +451,7 @@ func TestStats(t *testing.T) {
 	}
 	st := statsOf()
 	keys := int64(len(redistest.Keys(t, e.rdb, e.ns+":")))
-	want := tokenStats{
+	want := statsJSON{
 		Namespace: e.ns, Tokens: 6, Soon: "5m0s", ExpiringSoon: 2, ExpiredRefreshable: 1,
 		WithoutRefreshToken: 2, NeverExpiring: 1, Keys: keys,
 	}
@@ -473,92 +484,28 @@ func TestStats(t *testing.T) {
 	if st.MemoryBytes == nil && !strings.Contains(r.stdout, "n/a (") {
 		t.Errorf("stats without memory should say n/a and why:\n%s", r.stdout)
 	}
-	oneLineError(t, "stats --soon -1m", e.run(t, "", "stats", "--soon", "-1m"))
+	oneLineError(t, "stats --soon -1m", e.run(t, "", "stats", "--soon", "-1m"), 2)
 }
 
-func TestMemoryWithoutMemoryCommand(t *testing.T) {
-	e := newAdminEnv(t)
-	if e.tg.Kind == redistest.Cluster {
-		t.Skip("the hook is on a standalone client")
-	}
-	e.save(t, fullToken("a", "1000.M", time.Now().Add(time.Hour)))
-	// A client whose MEMORY commands fail as on a server that lacks them.
-	rdb := e.tg.Client(t)
-	rdb.AddHook(refuseMemory{})
-	u, err := namespaceMemory(context.Background(), rdb, e.ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u.keys == 0 || u.bytes != 0 || !strings.Contains(u.note, "refused MEMORY USAGE") {
-		t.Errorf("namespaceMemory = %+v, want keys, no bytes, and a note", u)
-	}
-	var b bytes.Buffer
-	st := tokenStats{Namespace: e.ns, Tokens: 1, Keys: u.keys, MemoryNote: u.note}
-	if err := st.writeText(&b, time.Minute); err != nil || !regexp.MustCompile(`redis memory: +n/a \(the server refused MEMORY USAGE`).MatchString(b.String()) {
-		t.Errorf("writeText: %v\n%s", err, b.String())
-	}
-}
-
-// refuseMemory answers every MEMORY command with the error of a server that
-// does not know it.
-type refuseMemory struct{}
-
-func (refuseMemory) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (refuseMemory) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if cmd.Name() == "memory" {
-			cmd.SetErr(serverError("ERR unknown command 'MEMORY'"))
-			return cmd.Err()
-		}
-		return next(ctx, cmd)
-	}
-}
-func (refuseMemory) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-// serverError is an error reply of a Redis server (redis.Error).
-type serverError string
-
-func (e serverError) Error() string { return string(e) }
-func (serverError) RedisError()     {}
-
-func TestHelpers(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	for _, c := range []struct {
-		exp  time.Time
-		want string
-	}{
-		{time.Time{}, "never"},
-		{now.Add(42 * time.Second), "2026-01-02T03:04:47Z (in 42s)"},
-		{now.Add(3*time.Minute + 10*time.Second), "2026-01-02T03:07:15Z (in 3m)"},
-		{now.Add(-5*time.Hour - 7*time.Minute), "2026-01-01T21:57:05Z (expired 5h07m ago)"},
-		{now.Add(72 * time.Hour), "2026-01-05T03:04:05Z (in 3d)"},
-	} {
-		if got := expiryText(c.exp, now); got != c.want {
-			t.Errorf("expiryText(%v) = %q, want %q", c.exp, got, c.want)
-		}
-	}
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 5 << 20: "5.0 MiB", 3 << 30: "3.0 GiB"} {
-		if got := bytesIEC(n); got != want {
-			t.Errorf("bytesIEC(%d) = %q, want %q", n, got, want)
-		}
-	}
-	for in, want := range map[string]string{"": "-", "alice": "alice", "a\tb": `"a\tb"`, "\x1b[31mred": `"\x1b[31mred"`, "Zoë": "Zoë", "bad\xff": `"bad\xff"`} {
-		if got := printable(in); got != want {
-			t.Errorf("printable(%q) = %q, want %q", in, got, want)
-		}
-	}
-	if got, want := matchPatternEscape("a*b?[c]-^\\"), `a\*b\?\[c\]\-\^\\`; got != want {
-		t.Errorf("matchPatternEscape = %q, want %q", got, want)
-	}
+// statsJSON is what stats --json prints.
+type statsJSON struct {
+	Namespace           string `json:"namespace"`
+	Tokens              int    `json:"tokens"`
+	Soon                string `json:"soon"`
+	ExpiringSoon        int    `json:"expiring_soon"`
+	ExpiredRefreshable  int    `json:"expired_refreshable"`
+	WithoutRefreshToken int    `json:"without_refresh_token"`
+	NeverExpiring       int    `json:"never_expiring"`
+	Keys                int64  `json:"keys"`
+	MemoryBytes         *int64 `json:"memory_bytes"`
+	MemoryNote          string `json:"memory_note,omitempty"`
 }
 
 func TestInvalidNamespace(t *testing.T) {
 	e := newAdminEnv(t)
 	for _, ns := range []string{"has space", "{braces}", strings.Repeat("n", 65)} {
-		line := oneLineError(t, "namespace "+ns, runCLI(t, "", "--redis", e.url, "--namespace", ns, "list"))
-		if !strings.HasPrefix(line, "tokencache: invalid --namespace ") {
+		line := oneLineError(t, "namespace "+ns, runCLI(t, "", "list", "--redis", e.url, "--namespace", ns), 2)
+		if !strings.HasPrefix(line, "tokencache: invalid store settings: ") {
 			t.Errorf("--namespace %q: %q", ns, line)
 		}
 	}
@@ -567,8 +514,8 @@ func TestInvalidNamespace(t *testing.T) {
 func TestEnvironmentChoosesRedisAndNamespace(t *testing.T) {
 	e := newAdminEnv(t)
 	tok := e.save(t, fullToken("env", "1000.E", time.Now().Add(time.Hour)))
-	t.Setenv(envRedisURL, e.url)
-	t.Setenv(envNamespace, e.ns)
+	t.Setenv(cli.EnvRedisURL, e.url)
+	t.Setenv(cli.EnvNamespace, e.ns)
 	r := runCLI(t, "", "show", tok.ID)
 	wantCode(t, "show with the environment", r, 0)
 	if !strings.Contains(r.stdout, tok.ID) {

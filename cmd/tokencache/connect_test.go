@@ -1,13 +1,13 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
@@ -20,14 +20,19 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
+	"github.com/tokencache/tokencache/internal/cli"
 	"github.com/tokencache/tokencache/internal/redistest"
 )
 
-// Every admin command connects the same way; each reports a connection
-// failure in one line.
+// Every command that talks to Redis connects the same way (package
+// connect, through the Factory); each reports a connection failure in one
+// line, with exit status 4.
 var adminCommands = [][]string{
-	{"list"}, {"show", "someid"}, {"revoke", "someid"}, {"purge", "--yes"},
-	{"stats"}, {"export"}, {"import", "-"},
+	{"list"}, {"show", "someid"}, {"show", "--user", "alice", "--client", "c"}, {"revoke", "someid"}, {"purge", "--yes"},
+	{"stats"}, {"export"}, {"import", "-"}, {"reindex"}, {"doctor"}, {"healthcheck"},
+	{"token", "--user", "alice", "--client", "c", "--token-url", "http://127.0.0.1:1/token"},
+	{"worker", "--user", "alice", "--client-id", "c", "--client-secret", "s", "--token-url", "http://127.0.0.1:1/oauth/v2/token"},
+	{"demo", "--duration", "3s"},
 }
 
 func TestBadURL(t *testing.T) {
@@ -43,7 +48,7 @@ func TestBadURL(t *testing.T) {
 		{"redis://:hunter2pw@127.0.0.1:6379/1/2", "invalid --redis URL: invalid URL path"},
 		{"redis://a b:hunter2pw@127.0.0.1", "invalid --redis URL: "},
 	} {
-		line := oneLineError(t, c.url, runCLI(t, "", "--redis", c.url, "list"))
+		line := oneLineError(t, c.url, runCLI(t, "", "list", "--redis", c.url), 2)
 		if !strings.HasPrefix(line, "tokencache: "+c.want) {
 			t.Errorf("--redis %s: %q, want it to start with %q", c.url, line, "tokencache: "+c.want)
 		}
@@ -57,8 +62,8 @@ func TestUnreachableRedis(t *testing.T) {
 	for _, args := range adminCommands {
 		t.Run(args[0], func(t *testing.T) {
 			t.Parallel() // each waits out go-redis's retries
-			r := runCLI(t, "", append([]string{"--redis", "redis://alice:hunter2pw@127.0.0.1:1/0"}, args...)...)
-			line := oneLineError(t, strings.Join(args, " "), r)
+			r := runCLI(t, "", withStoreFlags(args, "--redis", "redis://alice:hunter2pw@127.0.0.1:1/0")...)
+			line := oneLineError(t, strings.Join(args, " "), r, 4)
 			if want := "tokencache: cannot reach Redis at 127.0.0.1:1: connection refused"; line != want {
 				t.Errorf("%v: %q, want %q", args, line, want)
 			}
@@ -67,7 +72,7 @@ func TestUnreachableRedis(t *testing.T) {
 }
 
 func TestUnknownHost(t *testing.T) {
-	line := oneLineError(t, "unknown host", runCLI(t, "", "--redis", "redis://:hunter2pw@no-such-host.invalid:6379", "list"))
+	line := oneLineError(t, "unknown host", runCLI(t, "", "list", "--redis", "redis://:hunter2pw@no-such-host.invalid:6379"), 4)
 	if !strings.HasPrefix(line, "tokencache: cannot reach Redis at no-such-host.invalid:6379: ") || strings.Contains(line, "hunter2pw") {
 		t.Errorf("unknown host: %q", line)
 	}
@@ -80,14 +85,14 @@ func credentialCases(t *testing.T, addr, pw, alicepw string) {
 	for _, c := range []struct {
 		name, url, want string
 	}{
-		{"no password", "redis://" + addr, "tokencache: Redis at " + addr + " requires a password: give it in the URL, redis://[user]:PASSWORD@" + addr},
+		{"no password", "redis://" + addr, "tokencache: Redis at " + addr + " requires a password: give it in the URL (redis://[user]:PASSWORD@host), in TOKENCACHE_REDIS_PASSWORD or with --redis-password-file"},
 		{"wrong password", "redis://:wrong-" + pw + "@" + addr, "tokencache: Redis at " + addr + " refused the credentials of the default user (wrong user name or password)"},
 		{"wrong ACL password", "redis://alice:wrong-" + alicepw + "@" + addr, "tokencache: Redis at " + addr + ` refused the credentials of user "alice" (wrong user name or password)`},
 		{"unknown ACL user", "redis://mallory:" + alicepw + "@" + addr, "tokencache: Redis at " + addr + ` refused the credentials of user "mallory" (wrong user name or password)`},
 	} {
 		for _, args := range adminCommands {
-			r := runCLI(t, "", append([]string{"--redis", c.url}, args...)...)
-			line := oneLineError(t, c.name, r)
+			r := runCLI(t, "", withStoreFlags(args, "--redis", c.url)...)
+			line := oneLineError(t, c.name, r, 4)
 			if line != c.want {
 				t.Errorf("%s, %v: %q\nwant %q", c.name, args, line, c.want)
 			}
@@ -97,8 +102,23 @@ func credentialCases(t *testing.T, addr, pw, alicepw string) {
 		}
 	}
 	for _, u := range []string{"redis://:" + pw + "@" + addr + "/0", "redis://alice:" + alicepw + "@" + addr} {
-		r := runCLI(t, "", "--redis", u, "--namespace", redistest.Namespace(t), "stats")
+		r := runCLI(t, "", "stats", "--redis", u, "--namespace", redistest.Namespace(t))
 		wantCode(t, "the right credentials", r, 0)
+	}
+	// The password from the environment or a file, not the URL.
+	t.Setenv(cli.EnvRedisPassword, pw)
+	r := runCLI(t, "", "stats", "--redis", "redis://"+addr, "--namespace", redistest.Namespace(t))
+	wantCode(t, cli.EnvRedisPassword, r, 0)
+	t.Setenv(cli.EnvRedisPassword, "")
+	file := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(file, []byte(alicepw+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, "", "stats", "--redis", "redis://alice@"+addr, "--redis-password-file", file, "--namespace", redistest.Namespace(t))
+	wantCode(t, "--redis-password-file", r, 0)
+	line := oneLineError(t, "password twice", runCLI(t, "", "stats", "--redis", "redis://:"+pw+"@"+addr, "--redis-password-file", file), 2)
+	if !strings.Contains(line, "give the Redis password once") || strings.Contains(line, pw) {
+		t.Errorf("password twice: %q", line)
 	}
 }
 
@@ -213,7 +233,7 @@ func TestTLS(t *testing.T) {
 	addr := mr.Addr()
 
 	t.Run("untrusted certificate", func(t *testing.T) {
-		line := oneLineError(t, "rediss", runCLI(t, "", "--redis", "rediss://alice:alicepw@"+addr, "list"))
+		line := oneLineError(t, "rediss", runCLI(t, "", "list", "--redis", "rediss://alice:alicepw@"+addr), 4)
 		want := "tokencache: TLS handshake with Redis at " + addr + " failed: certificate signed by unknown authority"
 		t.Log(line)
 		if !strings.HasPrefix(line, want) || strings.Contains(line, "alicepw") {
@@ -221,7 +241,7 @@ func TestTLS(t *testing.T) {
 		}
 	})
 	t.Run("plain text to a TLS port", func(t *testing.T) {
-		line := oneLineError(t, "redis", runCLI(t, "", "--redis", "redis://alice:alicepw@"+addr, "list"))
+		line := oneLineError(t, "redis", runCLI(t, "", "list", "--redis", "redis://alice:alicepw@"+addr), 4)
 		t.Log(line)
 		if !strings.HasPrefix(line, "tokencache: cannot reach Redis at "+addr+": ") || !strings.Contains(line, "rediss://") || strings.Contains(line, "alicepw") {
 			t.Errorf("redis:// to a TLS port: %q", line)
@@ -229,72 +249,40 @@ func TestTLS(t *testing.T) {
 	})
 	t.Run("TLS to a plain-text port", func(t *testing.T) {
 		plain := miniredis.RunT(t)
-		line := oneLineError(t, "rediss", runCLI(t, "", "--redis", "rediss://"+plain.Addr(), "list"))
+		line := oneLineError(t, "rediss", runCLI(t, "", "list", "--redis", "rediss://"+plain.Addr()), 4)
 		t.Log(line)
 		if !strings.HasPrefix(line, "tokencache: cannot reach Redis at "+plain.Addr()+": ") || !strings.Contains(line, "use redis://") {
 			t.Errorf("rediss:// to a plain-text port: %q", line)
 		}
 	})
 	t.Run("trusted certificate", func(t *testing.T) {
-		// The command line trusts the system roots; the test adds its CA to
-		// the options parseRedisURL made, as SSL_CERT_FILE would.
-		ep, err := parseRedisURL("rediss://alice:alicepw@" + addr + "/0")
-		if err != nil {
+		ca := filepath.Join(t.TempDir(), "ca.pem")
+		if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if ep.single == nil || ep.single.TLSConfig == nil || ep.single.Username != "alice" || ep.single.Password != "alicepw" {
-			t.Fatalf("rediss:// parsed to %+v", ep.single)
+		_ = pool
+		ns := redistest.Namespace(t)
+		for _, u := range []string{"rediss://alice:alicepw@" + addr, "redis://alice:alicepw@" + addr} {
+			// --tls-ca trusts the CA, and turns TLS on for redis:// too.
+			r := runCLI(t, "", "stats", "--redis", u, "--tls-ca", ca, "--namespace", ns)
+			wantCode(t, u+" --tls-ca", r, 0)
 		}
-		ep.single.TLSConfig.RootCAs = pool
-		rdb := ep.newClient()
-		defer rdb.Close()
-		if err := rdb.Ping(context.Background()).Err(); err != nil {
-			t.Fatalf("PING over TLS: %v", err)
+		line := oneLineError(t, "bad --tls-ca", runCLI(t, "", "list", "--redis", "rediss://"+addr, "--tls-ca", filepath.Join(t.TempDir(), "none.pem")), 2)
+		if !strings.Contains(line, "--tls-ca") {
+			t.Errorf("bad --tls-ca: %q", line)
+		}
+		line = oneLineError(t, "cert without key", runCLI(t, "", "list", "--redis", "rediss://"+addr, "--tls-cert", ca), 2)
+		if !strings.Contains(line, "--tls-cert and --tls-key go together") {
+			t.Errorf("cert without key: %q", line)
 		}
 	})
 }
 
-func TestParseRedisURL(t *testing.T) {
-	ep, err := parseRedisURL("redis://bob:pw@10.0.0.1:6380/3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := ep.single
-	if ep.where != "10.0.0.1:6380" || ep.user != "bob" || ep.tls || o.DB != 3 || o.Password != "pw" ||
-		!o.ContextTimeoutEnabled || o.DialTimeout != redisDialTimeout || o.TLSConfig != nil {
-		t.Errorf("redis:// parsed to %+v (%+v)", ep, o)
-	}
-	ep, err = parseRedisURL("redis://127.0.0.1:7001?addr=127.0.0.1:7002&addr=127.0.0.1:7003&dial_timeout=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ep.cluster == nil || ep.where != "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003" ||
-		!ep.cluster.ContextTimeoutEnabled || ep.cluster.DialTimeout != time.Second {
-		t.Errorf("cluster URL parsed to %+v", ep)
-	}
-	if got := scrubPassword("parse redis://u:s%40cret@h and s@cret", "s%40cret"); strings.Contains(got, "cret") {
-		t.Errorf("scrubPassword left %q", got)
-	}
-	if got := urlPassword("redis://u:p:w@h@x:1/0"); got != "p:w@h" {
-		t.Errorf("urlPassword = %q", got)
-	}
-}
-
-func TestHelpMasksThePasswordFromTheEnvironment(t *testing.T) {
-	t.Setenv(envRedisURL, "redis://alice:hunter2pw@127.0.0.1:6379/0")
+func TestHelpNeverShowsThePasswordFromTheEnvironment(t *testing.T) {
+	t.Setenv(cli.EnvRedisURL, "redis://alice:hunter2pw@127.0.0.1:6379/0")
 	r := runCLI(t, "", "list", "--help")
 	wantCode(t, "list --help", r, 0)
-	if strings.Contains(r.stdout+r.stderr, "hunter2pw") || !strings.Contains(r.stdout, `(default "redis://alice:xxxxx@127.0.0.1:6379/0")`) {
+	if strings.Contains(r.stdout+r.stderr, "hunter2pw") || !strings.Contains(r.stdout, cli.EnvRedisURL) {
 		t.Errorf("help shows:\n%s", r.stdout)
-	}
-	for raw, want := range map[string]string{
-		"redis://127.0.0.1:6379/0":      "redis://127.0.0.1:6379/0",
-		"rediss://:pw@host:1":           "rediss://:xxxxx@host:1",
-		"redis://u:p%zzword@host":       "redis://u:xxxxx@host",
-		"unix://u:secretpw@/tmp/r.sock": "unix://u:xxxxx@/tmp/r.sock",
-	} {
-		if got := urlWithoutPassword(raw); got != want {
-			t.Errorf("urlWithoutPassword(%q) = %q, want %q", raw, got, want)
-		}
 	}
 }

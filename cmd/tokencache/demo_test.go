@@ -16,6 +16,10 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache"
+	"github.com/tokencache/tokencache/internal/cli"
+	"github.com/tokencache/tokencache/internal/connect"
+	"github.com/tokencache/tokencache/internal/demo"
+	"github.com/tokencache/tokencache/internal/keyscan"
 	"github.com/tokencache/tokencache/internal/redistest"
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/redisstore"
@@ -91,7 +95,7 @@ func demoNumber(t *testing.T, s string) float64 {
 }
 
 func TestDemo(t *testing.T) {
-	t.Setenv(envRedisURL, "")
+	t.Setenv(cli.EnvRedisURL, "")
 	args := []string{"demo", "--workers", "2", "--goroutines", "4", "--duration", "4s", "--token-lifetime", "1s", "--call-interval", "10ms"}
 	if u := demoRedisURL(); u != "" {
 		args = append(args, "--redis", u, "--namespace", redistest.Namespace(t))
@@ -155,8 +159,8 @@ func TestDemoFlags(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr demoBuffer
 			code := run(context.Background(), append([]string{"demo"}, tc.args...), strings.NewReader(""), &stdout, &stderr)
-			if code != 1 || !strings.Contains(stderr.String(), tc.want) {
-				t.Errorf("exit %d, stderr %q; want 1 and a message about %s", code, stderr.String(), tc.want)
+			if code != 2 || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want 2 (usage) and a message about %s", code, stderr.String(), tc.want)
 			}
 		})
 	}
@@ -165,7 +169,7 @@ func TestDemoFlags(t *testing.T) {
 // TestDemoInterrupted stops the demo early: it returns at once with an
 // error, having stopped its workers.
 func TestDemoInterrupted(t *testing.T) {
-	t.Setenv(envRedisURL, "")
+	t.Setenv(cli.EnvRedisURL, "")
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(1500*time.Millisecond, cancel)
 	var stdout, stderr demoBuffer
@@ -184,15 +188,9 @@ func TestDemoWorkerStopsWhenStdinCloses(t *testing.T) {
 	t.Parallel()
 	tg := redistest.New(t)
 	rdb := tg.Client(t)
-	url := demoRedisURL()
-	if tg.Kind == redistest.Mini {
-		url = "redis://" + tg.Mini.Addr()
-	}
-	if url == "" {
-		t.Skip("the demo worker takes a redis:// URL, not a Cluster")
-	}
+	url := targetURL(t, tg)
 	ns := redistest.Namespace(t)
-	t.Cleanup(func() { _, _ = deleteNamespace(context.Background(), rdb, ns) })
+	t.Cleanup(func() { _, _ = keyscan.Delete(context.Background(), rdb, ns) })
 	srv := oauthtest.Start(t, oauthtest.WithDefaultClient(), oauthtest.WithAccessTokenLifetime(time.Hour))
 	issued := srv.IssueTokens(oauthtest.DefaultClientID, "u")
 	tok := tokencache.Token{UserName: "u", ClientID: oauthtest.DefaultClientID, ClientSecret: oauthtest.DefaultClientSecret,
@@ -201,8 +199,8 @@ func TestDemoWorkerStopsWhenStdinCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := srv.IssueTokens(oauthtest.DefaultClientID, "u")
-	spec := demoWorkerSpec{
-		RedisURL: url, Namespace: ns, User: "u", ClientID: oauthtest.DefaultClientID, ClientSecret: oauthtest.DefaultClientSecret,
+	spec := demo.WorkerSpec{
+		Redis: connect.Options{URL: url}, Namespace: ns, User: "u", ClientID: oauthtest.DefaultClientID, ClientSecret: oauthtest.DefaultClientSecret,
 		TokenURL: srv.TokenURL(), APIURL: srv.URL() + oauthtest.WhoAmIPath,
 		BaselineTokenURL: srv.TokenURL(), BaselineAPIURL: srv.URL() + oauthtest.WhoAmIPath,
 		BaselineAccessToken: base.AccessToken, BaselineRefreshToken: base.RefreshToken, BaselineExpiry: base.Expiry,
@@ -232,7 +230,7 @@ func TestDemoWorkerStopsWhenStdinCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 	dec := json.NewDecoder(stdout)
-	var rep demoReport
+	var rep demo.Report
 	for rep.Cache.Served == 0 { // wait for a report with served calls
 		if err := dec.Decode(&rep); err != nil {
 			t.Fatalf("reading the worker's reports: %v; stderr: %s", err, stderr.String())
@@ -258,97 +256,6 @@ func TestDemoWorkerStopsWhenStdinCloses(t *testing.T) {
 	for _, secret := range []string{issued.AccessToken, issued.RefreshToken, base.AccessToken, base.RefreshToken} {
 		if strings.Contains(stderr.String(), secret) {
 			t.Errorf("a token appears on the worker's stderr")
-		}
-	}
-}
-
-func TestCountExpiries(t *testing.T) {
-	t.Parallel()
-	const lifetime, window = 3 * time.Second, time.Second
-	t0 := time.Unix(1_700_000_000, 0)
-	at := func(d time.Duration) time.Time { return t0.Add(d) }
-	// A token issued at 0 and renewed when it came due, 2 s later, each time
-	// a few milliseconds into the window.
-	var chain []time.Time
-	for i := range 8 {
-		chain = append(chain, at(time.Duration(i)*2010*time.Millisecond+lifetime))
-	}
-	end := at(15 * time.Second)
-	// The 8th token, issued at 14.07 s, comes due at 16.07 s, after the end.
-	if got := countExpiries(chain, lifetime, window, end); got != 7 {
-		t.Errorf("chain: %d expiries, want 7", got)
-	}
-	// The same chain where the second token was renewed again 5 ms after it
-	// was issued: its successor replaced it before it came due, so the
-	// number of expiries stays while the refreshes grow by one.
-	double := append([]time.Time{}, chain[:2]...)
-	double = append(double, chain[1].Add(5*time.Millisecond))
-	double = append(double, chain[2:]...)
-	if a, b := countExpiries(chain, lifetime, window, end), countExpiries(double, lifetime, window, end); a != b {
-		t.Errorf("a token renewed twice changed the expiries from %d to %d", a, b)
-	}
-	// Renewed after it expired (no refresh window): still one expiry each.
-	late := []time.Time{at(lifetime), at(lifetime + 100*time.Millisecond + lifetime)}
-	if got := countExpiries(late, lifetime, 0, at(10*time.Second)); got != 2 {
-		t.Errorf("late renewals: %d expiries, want 2", got)
-	}
-	if got := countExpiries(nil, lifetime, window, end); got != 0 {
-		t.Errorf("no tokens: %d expiries", got)
-	}
-}
-
-func TestLatencyHist(t *testing.T) {
-	t.Parallel()
-	h := newLatencyHist()
-	for i := 1; i <= 1000; i++ {
-		h.record(time.Duration(i) * time.Microsecond)
-	}
-	other := newLatencyHist()
-	other.record(time.Hour)
-	h.merge(other)
-	for _, tc := range []struct {
-		q    float64
-		want time.Duration
-	}{{0.5, 500 * time.Microsecond}, {0.99, 990 * time.Microsecond}, {1, time.Hour}} {
-		got := h.quantile(tc.q)
-		if diff := float64(got-tc.want) / float64(tc.want); diff < -0.02 || diff > 0.02 {
-			t.Errorf("quantile(%v) = %v, want %v within 2%%", tc.q, got, tc.want)
-		}
-	}
-	var empty *latencyHist
-	if got := empty.quantile(0.5); got != 0 {
-		t.Errorf("empty quantile = %v", got)
-	}
-	if got := newLatencyHist().quantile(0.5); got != 0 {
-		t.Errorf("empty quantile = %v", got)
-	}
-	if got := histValue(histBucket(300 * time.Nanosecond)); got >= time.Microsecond {
-		t.Errorf("sub-microsecond bucket value %v", got)
-	}
-}
-
-func TestDemoProblems(t *testing.T) {
-	t.Parallel()
-	ok := demoResult{cache: demoCounts{Calls: 10, Served: 10}, cacheStats: oauthtest.Stats{Requests: 3, Refreshes: 3}, cacheExpiries: 3}
-	if p := ok.problems(); len(p) != 0 {
-		t.Errorf("a good run has problems: %q", p)
-	}
-	bad := ok
-	bad.cache.Failed, bad.cache.FirstError = 2, "boom"
-	bad.cacheStats.Requests, bad.cacheStats.InvalidGrants, bad.cacheStats.Reuses = 4, 1, 1
-	p := strings.Join(bad.problems(), "; ")
-	for _, want := range []string{"2 tokencache calls failed (first: boom)", "4 refresh requests for 3 token expiries", "refused 1"} {
-		if !strings.Contains(p, want) {
-			t.Errorf("problems %q lack %q", p, want)
-		}
-	}
-}
-
-func TestFormatCount(t *testing.T) {
-	t.Parallel()
-	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -1234: "-1,234"} {
-		if got := formatCount(n); got != want {
-			t.Errorf("formatCount(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

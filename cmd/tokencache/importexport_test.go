@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache"
+	"github.com/tokencache/tokencache/internal/view"
 )
 
 // exportSet saves a few tokens of different shapes and returns them.
@@ -30,7 +28,7 @@ func exportSet(t *testing.T, e *adminEnv) []tokencache.Token {
 		e.save(t, grantOnly),
 		e.save(t, odd),
 	}
-	sortByUserAndID(tokens)
+	view.SortByUserAndID(tokens)
 	return tokens
 }
 
@@ -142,7 +140,7 @@ func TestExportFileModes(t *testing.T) {
 	if len(entries) != 1 {
 		t.Errorf("export left temporary files: %v", entries)
 	}
-	oneLineError(t, "export to a missing directory", e.run(t, "", "export", "-o", filepath.Join(dir, "no", "such", "f")))
+	oneLineError(t, "export to a missing directory", e.run(t, "", "export", "-o", filepath.Join(dir, "no", "such", "f")), 1)
 }
 
 func TestImportRoundTrip(t *testing.T) {
@@ -163,7 +161,7 @@ func TestImportRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sortByUserAndID(got)
+		view.SortByUserAndID(got)
 		if len(got) != len(saved) {
 			t.Fatalf("import round %d: %d tokens, want %d", round, len(got), len(saved))
 		}
@@ -213,7 +211,7 @@ func TestImportBadLines(t *testing.T) {
 		/* 9 */ `not json ` + secretMark,
 		/* 10 */ `{"user_name":"late","access_token":"` + secretMark + `-late","expiry":"yesterday-ish"}`,
 		/* 11 */ `{"user_name":"expired","access_token":"` + secretMark + `-exp","expiry":"2001-01-01T00:00:00Z"}`,
-		/* 12 */ `{"user_name":"toolong","access_token":"` + secretMark + strings.Repeat("z", maxImportLine) + `"}`,
+		/* 12 */ `{"user_name":"toolong","access_token":"` + secretMark + strings.Repeat("z", 4<<20) + `"}`,
 		/* 13 */ `{"user_name":"number","access_token":42}`,
 		/* 14 */ `["an","array"]`,
 		/* 15 */ good("second") + " " + good("third"),
@@ -255,7 +253,7 @@ func TestImportBadLines(t *testing.T) {
 			t.Errorf("line %d reported as bad: %q", n, gotBad[n])
 		}
 	}
-	if want := fmt.Sprintf("tokencache: %d of 16 lines were not imported", len(wantBad)); !strings.Contains(r.stderr, want) {
+	if want := fmt.Sprintf("tokencache: %d of 15 records were not imported", len(wantBad)); !strings.Contains(r.stderr, want) {
 		t.Errorf("import stderr lacks %q:\n%s", want, r.stderr)
 	}
 	if !strings.Contains(r.stderr, "imported 3 tokens into namespace "+e.ns) {
@@ -286,10 +284,12 @@ func TestImportBadLines(t *testing.T) {
 
 func TestImportFlags(t *testing.T) {
 	e := newAdminEnv(t)
-	oneLineError(t, "--workers 0", e.run(t, "", "import", "--workers", "0"))
-	oneLineError(t, "--progress bogus", e.run(t, "", "import", "--progress", "bogus"))
-	oneLineError(t, "missing file", e.run(t, "", "import", filepath.Join(t.TempDir(), "missing.jsonl")))
-	oneLineError(t, "two files", e.run(t, "", "import", "a", "b"))
+	oneLineError(t, "--workers 0", e.run(t, "", "import", "--workers", "0"), 2)
+	oneLineError(t, "--progress bogus", e.run(t, "", "import", "--progress", "bogus"), 2)
+	oneLineError(t, "missing file", e.run(t, "", "import", filepath.Join(t.TempDir(), "missing.jsonl")), 1)
+	oneLineError(t, "two files", e.run(t, "", "import", "a", "b"), 2)
+	oneLineError(t, "unknown format", e.run(t, "", "import", "--format", "xml"), 2)
+	oneLineError(t, "--from with a file format", e.run(t, "", "import", "--from", "sqlite:x"), 2)
 	r := e.run(t, "", "import", "--progress", "off")
 	wantCode(t, "import of nothing", r, 0)
 	if !strings.Contains(r.stderr, "imported 0 tokens") {
@@ -305,100 +305,6 @@ func genLines(n int, prefix string) string {
 			prefix, i, secretMark, prefix, i, secretMark, i, exp)
 	}
 	return b.String()
-}
-
-func TestImportProgress(t *testing.T) {
-	e := newAdminEnv(t)
-
-	t.Run("lines", func(t *testing.T) {
-		var out bytes.Buffer
-		im := &importer{store: e.store, workers: 4, progress: progressLines, out: &out, size: -1, every: 10, tick: progressTick}
-		if err := im.run(context.Background(), strings.NewReader(genLines(35, "lines")), "test"); err != nil {
-			t.Fatal(err)
-		}
-		got := regexp.MustCompile(`(?m)^imported (\d+) tokens \(\d+ lines read\)$`).FindAllStringSubmatch(out.String(), -1)
-		var counts []string
-		for _, m := range got {
-			counts = append(counts, m[1])
-		}
-		if !slices.Equal(counts, []string{"10", "20", "30"}) {
-			t.Errorf("progress lines %v, want 10, 20, 30:\n%s", counts, out.String())
-		}
-	})
-
-	t.Run("live", func(t *testing.T) {
-		pr, pw := io.Pipe()
-		go func() {
-			// Feed slowly enough that the live line is drawn a few times.
-			w := bufio.NewWriter(pw)
-			for _, line := range strings.SplitAfter(genLines(20, "live"), "\n") {
-				w.WriteString(line)
-				w.Flush()
-				time.Sleep(5 * time.Millisecond)
-			}
-			pw.Write([]byte("bad line\n"))
-			pw.Close()
-		}()
-		var out bytes.Buffer
-		im := &importer{store: e.store, workers: 2, progress: progressLive, out: &out, size: -1, every: progressEvery, tick: 10 * time.Millisecond}
-		err := im.run(context.Background(), pr, "pipe")
-		if err == nil || !strings.Contains(err.Error(), "1 of 21 lines were not imported") {
-			t.Errorf("live import: %v", err)
-		}
-		s := out.String()
-		if !strings.Contains(s, "\r\x1b[Kimporting: ") {
-			t.Errorf("no live progress line in %q", s)
-		}
-		// Every report line starts on a cleared line, and the summary ends clean.
-		if !strings.Contains(s, "line 21: invalid JSON at byte 1\n") || !strings.HasSuffix(s, "1 bad lines skipped\n") {
-			t.Errorf("live output %q", s)
-		}
-		if i := strings.LastIndex(s, "importing: "); i >= 0 && !strings.Contains(s[i:], "\r\x1b[K") {
-			t.Errorf("the live line is not cleared at the end: %q", s[i:])
-		}
-	})
-
-	if n := e.count(t); n != 55 {
-		t.Errorf("%d tokens imported, want 55", n)
-	}
-}
-
-func TestLineReader(t *testing.T) {
-	long := strings.Repeat("a", 200<<10) // longer than bufio.Scanner's 64 KiB and than the reader's buffer
-	input := "one\r\n\n" + long + "\n" + strings.Repeat("b", 300) + "\nafter\nlast"
-	lr := &lineReader{r: bufio.NewReaderSize(strings.NewReader(input), 16), max: 250 << 10}
-	type got struct {
-		line    string
-		tooLong bool
-	}
-	var lines []got
-	for {
-		line, tooLong, err := lr.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, got{string(line), tooLong})
-	}
-	want := []got{{"one", false}, {"", false}, {long, false}, {strings.Repeat("b", 300), false}, {"after", false}, {"last", false}}
-	if !slices.Equal(lines, want) {
-		t.Errorf("lines differ: got %d lines", len(lines))
-	}
-
-	lr = &lineReader{r: bufio.NewReaderSize(strings.NewReader(long+"\nnext\n"+long), 16), max: 1000}
-	var seq []got
-	for {
-		line, tooLong, err := lr.next()
-		if err == io.EOF {
-			break
-		}
-		seq = append(seq, got{string(line), tooLong})
-	}
-	if want := []got{{"", true}, {"next", false}, {"", true}}; !slices.Equal(seq, want) {
-		t.Errorf("too-long lines: %v, want %v", seq, want)
-	}
 }
 
 // TestImportIntoStoreKeepsOtherNamespaces checks that import writes only

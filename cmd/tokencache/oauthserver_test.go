@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache"
+	"github.com/tokencache/tokencache/internal/oauthserver"
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/refresher"
 )
@@ -106,7 +107,7 @@ func TestOAuthServer(t *testing.T) {
 		if c != 0 {
 			t.Errorf("oauth-server exited with %d: %s", c, stderr.String())
 		}
-	case <-time.After(oauthServerShutdown + time.Second):
+	case <-time.After(oauthserver.ShutdownTimeout + time.Second):
 		t.Fatal("oauth-server did not stop")
 	}
 	for _, secret := range []string{code, tok.AccessToken, tok.RefreshToken, oauthtest.DefaultClientSecret} {
@@ -125,18 +126,20 @@ func TestOAuthServerFlags(t *testing.T) {
 		name string
 		args []string
 		want string
+		code int
 	}{
-		{"mode", []string{"--refresh-mode", "sometimes"}, "--refresh-mode"},
-		{"lifetime", []string{"--token-lifetime", "0s"}, "--token-lifetime"},
-		{"grant file alone", []string{"--grant-file", "x"}, "--seed-user"},
-		{"base URL", []string{"--base-url", "oauth:8080"}, "--base-url"},
-		{"address", []string{"--addr", "127.0.0.1:notaport"}, "notaport"},
+		{"mode", []string{"--refresh-mode", "sometimes"}, "--refresh-mode", 2},
+		{"lifetime", []string{"--token-lifetime", "0s"}, "--token-lifetime", 2},
+		{"grant file alone", []string{"--grant-file", "x"}, "--seed-user", 2},
+		{"base URL", []string{"--base-url", "oauth:8080"}, "--base-url", 2},
+		{"address", []string{"--addr", "127.0.0.1:notaport"}, "notaport", 1},
+		{"a store flag", []string{"--redis", "redis://127.0.0.1:6379"}, "unknown flag: --redis", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out demoBuffer
 			code := run(context.Background(), append([]string{"oauth-server", "--addr", "127.0.0.1:0"}, tc.args...), strings.NewReader(""), &out, &out)
-			if code != 1 || !strings.Contains(out.String(), tc.want) {
-				t.Errorf("exit %d, output %q; want 1 and a message about %s", code, out.String(), tc.want)
+			if code != tc.code || !strings.Contains(out.String(), tc.want) {
+				t.Errorf("exit %d, output %q; want %d and a message about %s", code, out.String(), tc.code, tc.want)
 			}
 		})
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokencache/tokencache/internal/cli"
+	"github.com/tokencache/tokencache/internal/keyscan"
 	"github.com/tokencache/tokencache/internal/redistest"
 	"github.com/tokencache/tokencache/oauthtest"
 )
@@ -17,17 +19,10 @@ import (
 func workerRedis(t *testing.T) (url, ns string) {
 	t.Helper()
 	tg := redistest.New(t)
-	switch {
-	case tg.Kind == redistest.Mini:
-		url = "redis://" + tg.Mini.Addr()
-	case demoRedisURL() != "":
-		url = demoRedisURL()
-	default:
-		t.Skip("the worker takes a redis:// URL, not a Cluster")
-	}
+	url = targetURL(t, tg) // any --redis form: the worker connects like every command
 	ns = redistest.Namespace(t)
 	rdb := tg.Client(t)
-	t.Cleanup(func() { _, _ = deleteNamespace(context.Background(), rdb, ns) })
+	t.Cleanup(func() { _, _ = keyscan.Delete(context.Background(), rdb, ns) })
 	return url, ns
 }
 
@@ -35,12 +30,12 @@ func workerRedis(t *testing.T) (url, ns string) {
 // grant code: the code is exchanged once, the token is renewed once per
 // expiry, every call succeeds, and both stop cleanly when ctx ends.
 func TestWorkerReplicas(t *testing.T) {
-	t.Parallel()
 	url, ns := workerRedis(t)
 	srv := oauthtest.Start(t, oauthtest.WithDefaultClient(), oauthtest.WithAccessTokenLifetime(time.Second))
 	code := srv.IssueGrant(oauthtest.DefaultClientID, "alice@example.com")
+	t.Setenv(cli.EnvClientSecret, oauthtest.DefaultClientSecret)
 	args := []string{"worker", "--redis", url, "--namespace", ns, "--token-url", srv.TokenURL(),
-		"--user", "alice@example.com", "--grant-code", code, "--interval", "50ms", "--refresh-window", "300ms", "--log-every", "5"}
+		"--client-id", oauthtest.DefaultClientID, "--user", "alice@example.com", "--grant-code", code, "--interval", "50ms", "--refresh-window", "300ms", "--log-every", "5"}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs [2]demoBuffer
@@ -88,10 +83,10 @@ func TestWorkerGrantFile(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"worker", "--redis", url, "--namespace", ns, "--token-url", srv.TokenURL(),
-			"--user", "bob", "--grant-code-file", file, "--interval", "50ms"}, strings.NewReader(""), &logs, &logs)
+			"--client-id", oauthtest.DefaultClientID, "--client-secret", oauthtest.DefaultClientSecret, "--user", "bob", "--grant-code-file", file, "--interval", "50ms"}, strings.NewReader(""), &logs, &logs)
 	}()
 	time.Sleep(300 * time.Millisecond)
-	if err := writeSecretFile(file, srv.IssueGrant(oauthtest.DefaultClientID, "bob")+"\n"); err != nil {
+	if err := os.WriteFile(file, []byte(srv.IssueGrant(oauthtest.DefaultClientID, "bob")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -108,29 +103,29 @@ func TestWorkerGrantFile(t *testing.T) {
 }
 
 func TestWorkerFlags(t *testing.T) {
-	t.Parallel()
+	t.Setenv(cli.EnvClientSecret, "")
+	creds := []string{"--client-id", "c", "--client-secret", "s"}
 	for _, tc := range []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"no token URL", []string{"--user", "u"}, "--token-url"},
-		{"no user", []string{"--token-url", "http://127.0.0.1:1/token"}, "--user"},
-		{"unknown data centre", []string{"--token-url", "mars", "--user", "u"}, "data centre"},
-		{"bad interval", []string{"--token-url", "eu", "--user", "u", "--interval", "0s"}, "--interval"},
-		{"bad otel", []string{"--token-url", "eu", "--user", "u", "--otel", "jaeger"}, "--otel"},
+		{"no token URL", append([]string{"--user", "u"}, creds...), "--token-url"},
+		{"no user", append([]string{"--token-url", "http://127.0.0.1:1/token"}, creds...), "--user"},
+		{"no client ID", []string{"--token-url", "eu", "--user", "u", "--client-secret", "s"}, "--client-id is required"},
+		{"no client secret", []string{"--token-url", "eu", "--user", "u", "--client-id", "c"}, cli.EnvClientSecret},
+		{"unknown data centre", append([]string{"--token-url", "mars", "--user", "u"}, creds...), "data centre"},
+		{"Zoho without an API", append([]string{"--token-url", "us", "--user", "u"}, creds...), "--api-url is required"},
+		{"bad interval", append([]string{"--token-url", "http://127.0.0.1:1/oauth/v2/token", "--user", "u", "--interval", "0s"}, creds...), "--interval"},
+		{"bad otel", append([]string{"--token-url", "http://127.0.0.1:1/oauth/v2/token", "--user", "u", "--otel", "jaeger"}, creds...), "--otel"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out demoBuffer
 			code := run(context.Background(), append([]string{"worker"}, tc.args...), strings.NewReader(""), &out, &out)
-			if code != 1 || !strings.Contains(out.String(), tc.want) {
-				t.Errorf("exit %d, output %q; want 1 and a message about %s", code, out.String(), tc.want)
+			if code != 2 || !strings.Contains(out.String(), tc.want) {
+				t.Errorf("exit %d, output %q; want 2 (usage) and a message about %s", code, out.String(), tc.want)
 			}
 		})
-	}
-	o := workerOptions{tokenURL: "eu", user: "u", clientID: "c", interval: time.Second, logEvery: 1, otel: otelNone}
-	if err := o.validate(); err != nil || o.tokenURL != "https://accounts.zoho.eu/oauth/v2/token" || o.apiURL != "https://accounts.zoho.eu"+oauthtest.WhoAmIPath {
-		t.Errorf("validate: %v, token URL %q, API URL %q", err, o.tokenURL, o.apiURL)
 	}
 }
 
@@ -139,24 +134,10 @@ func TestWorkerFlags(t *testing.T) {
 func TestWorkerBadRedisURLHidesPassword(t *testing.T) {
 	t.Parallel()
 	var out demoBuffer
-	code := run(context.Background(), []string{"worker", "--redis", "redis://u:hunter2@host:notaport/0", "--token-url", "eu", "--user", "u"},
+	code := run(context.Background(), []string{"worker", "--redis", "redis://u:hunter2@host:notaport/0", "--token-url", "eu",
+		"--api-url", "https://www.zohoapis.eu/crm/v2/users", "--user", "u", "--client-id", "c", "--client-secret", "s"},
 		strings.NewReader(""), &out, &out)
-	if code != 1 || strings.Contains(out.String(), "hunter2") {
-		t.Errorf("exit %d, output %q; want 1 without the password", code, out.String())
-	}
-}
-
-func TestWriteSecretFile(t *testing.T) {
-	t.Parallel()
-	name := filepath.Join(t.TempDir(), "f")
-	if err := writeSecretFile(name, "x\n"); err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		t.Errorf("mode %v: readable by others", fi.Mode())
+	if code != 2 || strings.Contains(out.String(), "hunter2") {
+		t.Errorf("exit %d, output %q; want 2 without the password", code, out.String())
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"bufio"
@@ -18,24 +18,26 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tokencache/tokencache"
+	"github.com/tokencache/tokencache/internal/cli"
+	"github.com/tokencache/tokencache/internal/connect"
+	"github.com/tokencache/tokencache/internal/otelsetup"
+	"github.com/tokencache/tokencache/internal/worker"
 	"github.com/tokencache/tokencache/lock"
 	"github.com/tokencache/tokencache/redisstore"
 	"github.com/tokencache/tokencache/refresher"
 )
 
-func init() { register(newDemoWorkerCmd) }
-
-// demoWorkerSpec is what the demo tells each worker process, as one JSON
+// WorkerSpec is what the demo tells each worker process, as one JSON
 // line on the worker's stdin. It travels on stdin rather than on the
 // command line because it holds secrets (the client secret, the baseline's
 // tokens, perhaps a Redis password) that any local user could read from a
 // process's arguments. The worker then keeps reading stdin: end of file
 // means the demo is gone, and the worker stops, so that a demo killed with
 // SIGKILL leaves no worker behind.
-type demoWorkerSpec struct {
-	Worker    int    `json:"worker"`
-	RedisURL  string `json:"redis_url"`
-	Namespace string `json:"namespace"`
+type WorkerSpec struct {
+	Worker    int             `json:"worker"`
+	Redis     connect.Options `json:"redis"`
+	Namespace string          `json:"namespace"`
 
 	User         string `json:"user"`
 	ClientID     string `json:"client_id"`
@@ -60,31 +62,42 @@ type demoWorkerSpec struct {
 	Window             time.Duration `json:"window"`
 	CallInterval       time.Duration `json:"call_interval"`
 	ReportInterval     time.Duration `json:"report_interval"`
-	OTel               string        `json:"otel"` // otelNone or otelStdout
+	OTel               string        `json:"otel"` // otelsetup.None or otelsetup.Stdout
 }
 
 // demoCallTimeout bounds one call (token and request) of a demo worker.
 const demoCallTimeout = 10 * time.Second
 
-func newDemoWorkerCmd(a *app) *cobra.Command {
+// WorkerOptions are the settings of demo-worker: none but its streams; the
+// rest arrives on stdin.
+type WorkerOptions struct{ F *cli.Factory }
+
+// NewCmdDemoWorker returns the hidden demo-worker command that the demo
+// starts as its worker processes.
+func NewCmdDemoWorker(f *cli.Factory, runF func(context.Context, *WorkerOptions) error) *cobra.Command {
+	o := &WorkerOptions{F: f}
 	return &cobra.Command{
 		Use:    "demo-worker",
 		Short:  "One worker process of the demo (started by tokencache demo; reads its settings from stdin)",
 		Hidden: true,
-		Args:   cobra.NoArgs,
+		Args:   cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runDemoWorker(cmd.Context())
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return RunWorker(cmd.Context(), o)
 		},
 	}
 }
 
-func (a *app) runDemoWorker(ctx context.Context) error {
-	in := bufio.NewReader(a.stdin)
+// RunWorker runs one demo worker process.
+func RunWorker(ctx context.Context, o *WorkerOptions) error {
+	in := bufio.NewReader(o.F.IO.In)
 	line, err := in.ReadBytes('\n')
 	if err != nil {
 		return fmt.Errorf("demo-worker: reading the settings from stdin: %w", err)
 	}
-	var spec demoWorkerSpec
+	var spec WorkerSpec
 	if err := json.Unmarshal(line, &spec); err != nil {
 		return fmt.Errorf("demo-worker: the settings on stdin are not valid JSON: %w", err)
 	}
@@ -99,27 +112,27 @@ func (a *app) runDemoWorker(ctx context.Context) error {
 		cancel()
 	}()
 
-	rdb, err := workerRedisClient(spec.RedisURL)
+	rdb, _, err := connect.Open(ctx, spec.Redis)
 	if err != nil {
 		return fmt.Errorf("demo-worker: %w", err)
 	}
 	defer rdb.Close()
 	if spec.OTel == "" {
-		spec.OTel = otelNone
+		spec.OTel = otelsetup.None
 	}
 	var metrics bytes.Buffer
-	tel, err := newWorkerTelemetry(ctx, spec.OTel, &metrics, rdb)
+	tel, err := otelsetup.New(ctx, otelsetup.Config{Mode: spec.OTel, MetricsOut: &metrics}, rdb)
 	if err != nil {
 		return fmt.Errorf("demo-worker: %w", err)
 	}
-	store := redisstore.New(rdb, append(tel.storeOptions(), redisstore.WithNamespace(spec.Namespace))...)
+	store := redisstore.New(rdb, append(tel.StoreOptions(), redisstore.WithNamespace(spec.Namespace))...)
 	locker := lock.New(rdb, lock.WithNamespace(spec.Namespace))
 	defer locker.Close()
 	r := refresher.New(store, locker, refresher.NewHTTPEndpoint(spec.TokenURL),
-		append(tel.refresherOptions(), refresher.WithRefreshWindow(spec.Window))...)
+		append(tel.RefresherOptions(), refresher.WithRefreshWindow(spec.Window))...)
 	defer r.Close()
 
-	w := &demoWorker{spec: spec, out: json.NewEncoder(a.stdout)}
+	w := &demoWorker{spec: spec, out: json.NewEncoder(o.F.IO.Out)}
 	cache := &demoSide{keepErrors: true, lat: newLatencyHist(), tokens: map[string]int64{}}
 	base := &demoSide{lat: newLatencyHist(), tokens: map[string]int64{}}
 	w.cache, w.base = cache, base
@@ -158,8 +171,8 @@ func (a *app) runDemoWorker(ctx context.Context) error {
 				cancel() // the demo stopped reading: stop
 			}
 		case <-done:
-			if err := tel.flush(context.WithoutCancel(ctx)); err != nil {
-				fmt.Fprintf(a.stderr, "demo-worker %d: telemetry: %v\n", spec.Worker, err)
+			if err := tel.Flush(context.WithoutCancel(ctx)); err != nil {
+				fmt.Fprintf(o.F.IO.ErrOut, "demo-worker %d: telemetry: %v\n", spec.Worker, err)
 			}
 			w.metrics = metrics.String()
 			return w.report("summary")
@@ -168,7 +181,7 @@ func (a *app) runDemoWorker(ctx context.Context) error {
 }
 
 type demoWorker struct {
-	spec        demoWorkerSpec
+	spec        WorkerSpec
 	cache, base *demoSide
 	metrics     string // the telemetry's metrics as text, for the summary
 
@@ -177,7 +190,7 @@ type demoWorker struct {
 }
 
 func (w *demoWorker) report(kind string) error {
-	rep := demoReport{Kind: kind, Worker: w.spec.Worker, Cache: w.cache.counts(kind == "summary"), Baseline: w.base.counts(kind == "summary")}
+	rep := Report{Kind: kind, Worker: w.spec.Worker, Cache: w.cache.counts(kind == "summary"), Baseline: w.base.counts(kind == "summary")}
 	if kind == "summary" {
 		rep.Metrics = w.metrics
 	}
@@ -233,7 +246,7 @@ func (s *demoSide) fail(err error) {
 // loop makes calls until the deadline: a token, then a request to the
 // protected resource with it, then a pause. A call that ctx's end
 // interrupts is not counted.
-func (s *demoSide) loop(ctx context.Context, spec demoWorkerSpec, client *http.Client, apiURL string,
+func (s *demoSide) loop(ctx context.Context, spec WorkerSpec, client *http.Client, apiURL string,
 	token func(context.Context) (string, time.Time, error)) {
 	var last string // the access token this goroutine last recorded
 	// Start at a random point of the first interval, so that the
@@ -272,7 +285,7 @@ func (s *demoSide) call(ctx context.Context, client *http.Client, apiURL string,
 		}
 		s.mu.Unlock()
 		*last = access
-		err = callAPI(ctx, client, apiURL, access)
+		err = worker.CallAPI(ctx, client, apiURL, access)
 	}
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return // the worker was stopped: interrupted, not failed
@@ -283,7 +296,7 @@ func (s *demoSide) call(ctx context.Context, client *http.Client, apiURL string,
 	case err == nil:
 		s.served.Add(1)
 		return
-	case errors.Is(err, errUnauthorized):
+	case errors.Is(err, worker.ErrUnauthorized):
 		s.unauthorized.Add(1)
 	case access == "":
 		s.tokenErrors.Add(1)
@@ -292,33 +305,6 @@ func (s *demoSide) call(ctx context.Context, client *http.Client, apiURL string,
 		}
 	}
 	s.fail(err)
-}
-
-// errUnauthorized is the protected resource's 401.
-var errUnauthorized = errors.New("the API answered 401: the access token is unknown or expired")
-
-// callAPI calls the protected resource with the access token; nil means
-// it answered 200.
-func callAPI(ctx context.Context, client *http.Client, apiURL, access string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, apiURL, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+access)
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("calling the API: %w", err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return nil
-	case http.StatusUnauthorized:
-		return errUnauthorized
-	default:
-		return fmt.Errorf("the API answered HTTP %d", resp.StatusCode)
-	}
 }
 
 // demoHTTPClient returns a client for the protected resource that keeps a
@@ -337,7 +323,7 @@ func demoHTTPClient(goroutines int) *http.Client {
 // own default of 10 s would renew 3 s tokens on every call), and sends the
 // client credentials in the body, as tokencache does, instead of letting
 // x/oauth2 guess, which would repeat a failed request in the other style.
-func newDemoBaselineSource(ctx context.Context, spec demoWorkerSpec) oauth2.TokenSource {
+func newDemoBaselineSource(ctx context.Context, spec WorkerSpec) oauth2.TokenSource {
 	cfg := &oauth2.Config{
 		ClientID:     spec.ClientID,
 		ClientSecret: spec.ClientSecret,

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"bufio"
@@ -22,18 +22,21 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/tokencache/tokencache"
+	"github.com/tokencache/tokencache/internal/cli"
+	"github.com/tokencache/tokencache/internal/connect"
+	"github.com/tokencache/tokencache/internal/keyscan"
+	"github.com/tokencache/tokencache/internal/otelsetup"
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/redisstore"
 )
 
-func init() { register(newDemoCmd) }
+// Options are the demo's settings.
+type Options struct {
+	F *cli.Factory
 
-// demoOptions are the demo's flags.
-type demoOptions struct {
 	workers            int
 	goroutines         int
 	baselineGoroutines int
@@ -43,6 +46,8 @@ type demoOptions struct {
 	callInterval       time.Duration
 	user               string
 	otel               string
+
+	explicitRedis bool // --redis or its environment variable was given
 }
 
 // The demo's OAuth client. Its secret is made up for each run.
@@ -55,8 +60,9 @@ const (
 // run's deadline before it stops them.
 const demoWorkerWait = 20 * time.Second
 
-func newDemoCmd(a *app) *cobra.Command {
-	o := demoOptions{}
+// NewCmdDemo returns the demo command; runF replaces Run in tests.
+func NewCmdDemo(f *cli.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	o := &Options{F: f}
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Show a fleet of worker processes sharing one rotating OAuth token: one refresh per expiry",
@@ -78,72 +84,85 @@ calls failed.`,
 		Example: `  tokencache demo
   tokencache demo --workers 8 --goroutines 64 --duration 30s
   tokencache demo --redis redis://127.0.0.1:6379/0`,
-		Args: cobra.NoArgs,
+		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// An explicit --redis (or the environment variable) means a real
 			// server; otherwise the demo brings its own.
-			explicit := cmd.Flags().Changed("redis") || os.Getenv(envRedisURL) != ""
+			o.explicitRedis = cmd.Flags().Changed("redis") || os.Getenv(cli.EnvRedisURL) != ""
 			if !cmd.Flags().Changed("baseline-goroutines") {
 				o.baselineGoroutines = o.goroutines
 			}
-			return a.runDemo(cmd.Context(), o, explicit)
+			if err := o.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return Run(cmd.Context(), o)
 		},
 	}
-	f := cmd.Flags()
-	f.IntVar(&o.workers, "workers", 4, "worker processes")
-	f.IntVar(&o.goroutines, "goroutines", 32, "goroutines per worker calling the API through tokencache")
-	f.IntVar(&o.baselineGoroutines, "baseline-goroutines", 32,
+	f.Settings.AddStoreFlags(cmd)
+	// Without --redis the demo brings its own Redis: help says so.
+	rf := cmd.Flags().Lookup("redis")
+	_ = rf.Value.Set("")
+	rf.DefValue = ""
+	rf.Usage = "a real Redis to run on, in a namespace of the run's own (default: an embedded Redis); every --redis form works (env " + cli.EnvRedisURL + ")"
+	fl := cmd.Flags()
+	fl.IntVar(&o.workers, "workers", 4, "worker processes")
+	fl.IntVar(&o.goroutines, "goroutines", 32, "goroutines per worker calling the API through tokencache")
+	fl.IntVar(&o.baselineGoroutines, "baseline-goroutines", 32,
 		"goroutines per worker calling the API through x/oauth2 ReuseTokenSource; follows --goroutines unless given; 0 skips the comparison")
-	f.DurationVar(&o.lifetime, "token-lifetime", 3*time.Second, "lifetime of the access tokens the OAuth servers issue (whole seconds, as expires_in is)")
-	f.DurationVar(&o.duration, "duration", 15*time.Second, "how long the workers make calls")
-	f.DurationVar(&o.window, "refresh-window", 0,
+	fl.DurationVar(&o.lifetime, "token-lifetime", 3*time.Second, "lifetime of the access tokens the OAuth servers issue (whole seconds, as expires_in is)")
+	fl.DurationVar(&o.duration, "duration", 15*time.Second, "how long the workers make calls")
+	fl.DurationVar(&o.window, "refresh-window", 0,
 		"renew a token this long before it expires (default: a third of --token-lifetime; the library's 60 s would make short tokens always due)")
-	f.DurationVar(&o.callInterval, "call-interval", 20*time.Millisecond, "pause between two calls of a goroutine")
-	f.StringVar(&o.user, "user", "demo-user", "user name of the shared token")
-	f.StringVar(&o.otel, "otel", otelNone, `telemetry: "none", or "stdout" to print each worker's OpenTelemetry metrics after the table`)
+	fl.DurationVar(&o.callInterval, "call-interval", 20*time.Millisecond, "pause between two calls of a goroutine")
+	fl.StringVar(&o.user, "user", "demo-user", "user name of the shared token")
+	fl.StringVar(&o.otel, "otel", otelsetup.None, `telemetry: "none", or "stdout" to print each worker's OpenTelemetry metrics after the table`)
 	return cmd
 }
 
-func (o *demoOptions) validate() error {
+func (o *Options) validate() error {
 	if o.window == 0 {
 		o.window = (o.lifetime / 3).Round(time.Millisecond)
 	}
 	switch {
 	case o.workers < 1 || o.workers > 256:
-		return fmt.Errorf("--workers %d: want 1 to 256", o.workers)
+		return cli.UsageErrorf("--workers %d: want 1 to 256", o.workers)
 	case o.goroutines < 1 || o.goroutines > 10000:
-		return fmt.Errorf("--goroutines %d: want 1 to 10000", o.goroutines)
+		return cli.UsageErrorf("--goroutines %d: want 1 to 10000", o.goroutines)
 	case o.baselineGoroutines < 0 || o.baselineGoroutines > 10000:
-		return fmt.Errorf("--baseline-goroutines %d: want 0 to 10000", o.baselineGoroutines)
+		return cli.UsageErrorf("--baseline-goroutines %d: want 0 to 10000", o.baselineGoroutines)
 	case o.lifetime < time.Second || o.lifetime%time.Second != 0:
-		return fmt.Errorf("--token-lifetime %v: want whole seconds, at least 1s (OAuth's expires_in counts whole seconds)", o.lifetime)
+		return cli.UsageErrorf("--token-lifetime %v: want whole seconds, at least 1s (OAuth's expires_in counts whole seconds)", o.lifetime)
 	case o.window < 0 || o.window >= o.lifetime:
-		return fmt.Errorf("--refresh-window %v: want a positive duration shorter than --token-lifetime %v", o.window, o.lifetime)
+		return cli.UsageErrorf("--refresh-window %v: want a positive duration shorter than --token-lifetime %v", o.window, o.lifetime)
 	case o.duration < o.lifetime:
-		return fmt.Errorf("--duration %v: want at least one --token-lifetime (%v), or no token expires", o.duration, o.lifetime)
+		return cli.UsageErrorf("--duration %v: want at least one --token-lifetime (%v), or no token expires", o.duration, o.lifetime)
 	case o.callInterval < 0:
-		return fmt.Errorf("--call-interval %v: want zero or more", o.callInterval)
+		return cli.UsageErrorf("--call-interval %v: want zero or more", o.callInterval)
 	case o.user == "":
-		return errors.New("--user is empty")
-	case o.otel != otelNone && o.otel != otelStdout:
-		return fmt.Errorf("--otel %q: want %s or %s", o.otel, otelNone, otelStdout)
+		return cli.UsageErrorf("--user is empty")
+	case o.otel != otelsetup.None && o.otel != otelsetup.Stdout:
+		return cli.UsageErrorf("--otel %q: want %s or %s", o.otel, otelsetup.None, otelsetup.Stdout)
 	}
 	return nil
 }
 
-func (a *app) runDemo(ctx context.Context, o demoOptions, explicitRedis bool) error {
-	if err := o.validate(); err != nil {
-		return err
-	}
+// Run runs the demo.
+func Run(ctx context.Context, o *Options) error {
+	explicitRedis := o.explicitRedis
 	started := time.Now()
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stderr := &lockedWriter{w: a.stderr}
+	stderr := &lockedWriter{w: o.F.IO.ErrOut}
 
 	// Redis: the embedded one, or the one given, with a namespace of this
 	// run's own.
-	redisURL, redisLabel := a.redisURL, "Redis at "+redactRedisURL(a.redisURL)
+	settings := o.F.Settings
+	redisOpts := settings.ConnectOptions()
+	redisLabel := "Redis at " + connect.Redact(settings.RedisURL)
 	if !explicitRedis {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
@@ -152,20 +171,19 @@ func (a *app) runDemo(ctx context.Context, o demoOptions, explicitRedis bool) er
 		defer mr.Close()
 		// Locks and notes expire on the wall clock, as in a real Redis.
 		mr.ClockTTL(true)
-		redisURL, redisLabel = "redis://"+mr.Addr(), "embedded Redis (miniredis)"
+		redisOpts, redisLabel = connect.Options{URL: "redis://" + mr.Addr()}, "embedded Redis (miniredis)"
 	}
-	rdb, err := workerRedisClient(redisURL)
+	rdb, _, err := o.F.OpenRedis(ctx, redisOpts)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("%s does not answer: %w", redisLabel, err)
-	}
-	ns := demoNamespace(a.namespace)
+	ns := demoNamespace(settings.Namespace)
 	if explicitRedis {
 		defer func() {
-			n, err := deleteNamespace(context.WithoutCancel(ctx), rdb, ns)
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			n, err := keyscan.Delete(dctx, rdb, ns)
 			if err != nil {
 				fmt.Fprintf(stderr, "demo: deleting the keys of namespace %s: %v\n", ns, err)
 				return
@@ -210,11 +228,11 @@ func (a *app) runDemo(ctx context.Context, o demoOptions, explicitRedis bool) er
 
 	begin := time.Now()
 	deadline := begin.Add(o.duration)
-	fleet := &demoFleet{latest: make([]demoReport, o.workers), final: make([]bool, o.workers)}
+	fleet := &demoFleet{latest: make([]Report, o.workers), final: make([]bool, o.workers)}
 	results := make(chan error, o.workers)
 	for i := range o.workers {
-		spec := demoWorkerSpec{
-			Worker: i, RedisURL: redisURL, Namespace: ns,
+		spec := WorkerSpec{
+			Worker: i, Redis: redisOpts, Namespace: ns,
 			User: o.user, ClientID: demoClientID, ClientSecret: secret,
 			TokenURL: cacheSrv.srv.TokenURL(), APIURL: cacheSrv.srv.URL() + oauthtest.WhoAmIPath,
 			BaselineTokenURL: baseSrv.srv.TokenURL(), BaselineAPIURL: baseSrv.srv.URL() + oauthtest.WhoAmIPath,
@@ -234,7 +252,7 @@ func (a *app) runDemo(ctx context.Context, o demoOptions, explicitRedis bool) er
 
 	// Wait for the workers, showing progress; stop them if they outlive
 	// the deadline by far.
-	tty := isCharDevice(a.stderr)
+	tty := o.F.IO.IsStderrTTY()
 	every := 3 * time.Second
 	if tty {
 		every = 250 * time.Millisecond
@@ -275,9 +293,9 @@ func (a *app) runDemo(ctx context.Context, o demoOptions, explicitRedis bool) er
 	}
 
 	res := demoResult{
-		opts: o, redis: redisLabel, elapsed: time.Since(started),
-		cache:      fleet.total(func(r demoReport) demoCounts { return r.Cache }),
-		base:       fleet.total(func(r demoReport) demoCounts { return r.Baseline }),
+		opts: *o, redis: redisLabel, elapsed: time.Since(started),
+		cache:      fleet.total(func(r Report) demoCounts { return r.Cache }),
+		base:       fleet.total(func(r Report) demoCounts { return r.Baseline }),
 		cacheStats: cacheSrv.srv.Stats(), baseStats: baseSrv.srv.Stats(),
 	}
 	// The seeded tokens count too, also when no call saw them.
@@ -285,9 +303,9 @@ func (a *app) runDemo(ctx context.Context, o demoOptions, explicitRedis bool) er
 	res.base.add(demoCounts{Tokens: map[string]int64{tokenDigest(baseIssued.AccessToken): baseIssued.Expiry.UnixMilli()}})
 	res.cacheExpiries = countExpiries(tokenExpiries(res.cache.Tokens), o.lifetime, o.window, deadline)
 	res.baseExpiries = countExpiries(tokenExpiries(res.base.Tokens), o.lifetime, o.window, deadline)
-	res.print(a.stdout)
-	if o.otel == otelStdout {
-		fleet.printMetrics(a.stdout)
+	res.print(o.F.IO.Out)
+	if o.otel == otelsetup.Stdout {
+		fleet.printMetrics(o.F.IO.Out)
 	}
 	if problems := res.problems(); len(problems) > 0 {
 		return fmt.Errorf("demo failed: %s", strings.Join(problems, "; "))
@@ -305,33 +323,6 @@ func demoNamespace(base string) string {
 		base = base[:64-len(suffix)]
 	}
 	return base + suffix
-}
-
-// deleteNamespace deletes every key that starts with ns and a colon. The
-// namespace is the demo's own, made up for this run; SCAN walks the whole
-// keyspace once, which is fine at the end of a demo and never done on a
-// token lookup.
-func deleteNamespace(ctx context.Context, rdb redis.UniversalClient, ns string) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	n := 0
-	iter := rdb.Scan(ctx, 0, matchPatternEscape(ns)+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		if err := rdb.Del(ctx, iter.Val()).Err(); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, iter.Err()
-}
-
-// redactRedisURL drops the password from a Redis URL for printing.
-func redactRedisURL(u string) string {
-	opts, err := redis.ParseURL(u)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return opts.Addr
 }
 
 // demoOAuth is an oauthtest server on a loopback port.
@@ -364,14 +355,14 @@ func (d *demoOAuth) stop() {
 // demoFleet is the worker processes' latest reports. It is safe for
 // concurrent use.
 type demoFleet struct {
-	mu     sync.Mutex   // guards the fields below
-	latest []demoReport // by worker
-	final  []bool       // by worker: latest is the summary
+	mu     sync.Mutex // guards the fields below
+	latest []Report   // by worker
+	final  []bool     // by worker: latest is the summary
 }
 
 // start starts a worker process for spec; its result (nil once it exited
 // with status 0 after its summary) arrives on results.
-func (f *demoFleet) start(ctx context.Context, exe string, spec demoWorkerSpec, stderr io.Writer, results chan<- error) error {
+func (f *demoFleet) start(ctx context.Context, exe string, spec WorkerSpec, stderr io.Writer, results chan<- error) error {
 	cmd := exec.CommandContext(ctx, exe, "demo-worker")
 	cmd.Stderr = stderr
 	// On ctx's end, ask the worker to stop (it still reports), then kill it.
@@ -402,7 +393,7 @@ func (f *demoFleet) start(ctx context.Context, exe string, spec demoWorkerSpec, 
 		sc.Buffer(make([]byte, 64<<10), 16<<20)
 		var bad int
 		for sc.Scan() {
-			var rep demoReport
+			var rep Report
 			if err := json.Unmarshal(sc.Bytes(), &rep); err != nil {
 				if bad++; bad == 1 {
 					werr = errors.Join(werr, fmt.Errorf("it wrote what is not a report: %w", err))
@@ -430,7 +421,7 @@ func (f *demoFleet) start(ctx context.Context, exe string, spec demoWorkerSpec, 
 	return nil
 }
 
-func (f *demoFleet) update(worker int, rep demoReport) {
+func (f *demoFleet) update(worker int, rep Report) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.final[worker] {
@@ -441,7 +432,7 @@ func (f *demoFleet) update(worker int, rep demoReport) {
 }
 
 // total adds up one side of every worker's latest report.
-func (f *demoFleet) total(side func(demoReport) demoCounts) demoCounts {
+func (f *demoFleet) total(side func(Report) demoCounts) demoCounts {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var sum demoCounts
@@ -452,11 +443,11 @@ func (f *demoFleet) total(side func(demoReport) demoCounts) demoCounts {
 }
 
 func (f *demoFleet) progress(elapsed, duration time.Duration, cacheStats, baseStats oauthtest.Stats, baseline bool) string {
-	cache := f.total(func(r demoReport) demoCounts { return r.Cache })
+	cache := f.total(func(r Report) demoCounts { return r.Cache })
 	line := fmt.Sprintf("demo %4.1fs/%v  tokencache: %s calls, %s failed, %d refreshes",
 		min(elapsed, duration).Seconds(), duration, formatCount(cache.Calls), formatCount(cache.Failed), cacheStats.Refreshes)
 	if baseline {
-		base := f.total(func(r demoReport) demoCounts { return r.Baseline })
+		base := f.total(func(r Report) demoCounts { return r.Baseline })
 		line += fmt.Sprintf("  x/oauth2: %s calls, %s failed, %d refreshes",
 			formatCount(base.Calls), formatCount(base.Failed), baseStats.Refreshes)
 	}
@@ -477,7 +468,7 @@ func (f *demoFleet) printMetrics(w io.Writer) {
 
 // demoResult is what a run measured.
 type demoResult struct {
-	opts                        demoOptions
+	opts                        Options
 	redis                       string
 	elapsed                     time.Duration
 	cache, base                 demoCounts

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"crypto/sha256"
@@ -13,10 +13,10 @@ import (
 // lines on their stdout; this file holds those messages and the arithmetic
 // the parent does with them.
 
-// demoReport is one line a demo worker writes: a progress report while it
+// Report is one line a demo worker writes: a progress report while it
 // runs ("progress"), then once a summary ("summary") with the histograms
 // and the tokens it saw.
-type demoReport struct {
+type Report struct {
 	Kind     string     `json:"kind"`
 	Worker   int        `json:"worker"`
 	Cache    demoCounts `json:"tokencache"`

