@@ -14,6 +14,32 @@ import (
 	"github.com/tokencache/tokencache"
 )
 
+// Crash safety of a save with a record, step by step. A save is (1) the
+// record's commit (the revision N+1 is decided there, by its compare-and-set
+// or its unique indexes), then (2) put: Redis gets exactly that token unless
+// it already holds N+1 or later, then (3), only when (2) failed, the drop of
+// the Redis copy.
+//
+//   - Interrupted before (1) commits: nothing changed anywhere; the caller
+//     has an error (or, if the commit landed but its answer was lost, the
+//     record has N+1 and the next save with Version N gets ErrConflict, as
+//     with any store).
+//   - Between (1) and (2) (a killed process, Redis down): the record has
+//     N+1, Redis still N. Plain reads may be answered with N, whose access
+//     token still works until it expires; the read that decides a refresh
+//     is FindTokenFromRecord, which gets N+1 and puts it. Nothing can save
+//     over N+1 from N: the record refuses Version N.
+//   - (2) half done (the hash written, an index entry not): put's own
+//     guarantees (see save.go); every lookup checks the hash it reaches.
+//   - (2) failed and (3) failed too (Redis unreachable): as "between (1)
+//     and (2)", counted in DurableStats.CacheDropFailures.
+//
+// A read-through (record read, then put, then a second record read by ID)
+// interleaved with a save: Redis only moves forward (put ignores an older
+// revision), and the second read replaces a copy that a save overtook, so a
+// read that starts after a save returned never sees an older revision,
+// while Redis is up (TestDurableReadsNeverGoBack).
+
 // cacheTimeout bounds the cache work a durable Store does after the record
 // has answered (installing a token, dropping a stale copy). It runs on a
 // context detached from the caller's, so that a caller giving up cannot
@@ -34,7 +60,7 @@ const cacheTimeout = 2 * time.Second
 //   - FindTokenFromRecord (tokencache.RecordFinder) reads the record only:
 //     the refresher's read under the lock, so a flushed, restarted or
 //     rolled-back Redis never hands out a rotated refresh token.
-//   - GetTokens lists the record; DeleteToken and DeleteTokens delete from
+//   - GetTokens and Walk list the record; DeleteToken and DeleteTokens delete from
 //     the record, then from Redis (an error says when Redis kept a copy).
 //   - SaveTokenIfLocked with a Version relies on the record's
 //     compare-and-set, so it works while Redis is down; with Version 0 it
@@ -96,6 +122,16 @@ func (s *Store) DurableStats() DurableStats {
 		CacheWriteFailures: s.dur.writeFailures.Load(),
 		CacheDropFailures:  s.dur.dropFailures.Load(),
 	}
+}
+
+// Record returns the durable record given to WithDurableStore, or nil
+// without one. The refresher uses it to reach capabilities of the record
+// itself, such as tokencache.FlightRecorder, that must outlive Redis.
+func (s *Store) Record() tokencache.Store {
+	if s.dur == nil {
+		return nil
+	}
+	return s.dur.record
 }
 
 var _ tokencache.RecordFinder = (*Store)(nil)
@@ -277,6 +313,23 @@ func (d *durable) deleteToken(ctx context.Context, id string) error {
 
 func (d *durable) getTokens(ctx context.Context) ([]tokencache.Token, error) {
 	return d.record.GetTokens(ctx)
+}
+
+// walk visits the record's tokens: Redis may have lost some.
+func (d *durable) walk(ctx context.Context, fn func(tokencache.Token) error) error {
+	if w, ok := d.record.(tokencache.Walker); ok {
+		return w.Walk(ctx, fn)
+	}
+	all, err := d.record.GetTokens(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range all {
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (d *durable) deleteTokens(ctx context.Context) error {

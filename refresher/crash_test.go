@@ -308,16 +308,12 @@ func (answeringEndpoint) Exchange(ctx context.Context, t tokencache.Token) (toke
 }
 
 // hangingReadStore hangs in the read the lock holder makes once it has the
-// lock (the second FindTokenByID of a renewal), after saying so.
+// lock (the read from the record), after saying so.
 type hangingReadStore struct {
 	*redisstore.Store
-	reads atomic.Int64
 }
 
-func (s *hangingReadStore) FindTokenByID(ctx context.Context, id string) (tokencache.Token, error) {
-	if s.reads.Add(1) == 2 {
-		fmt.Println(holderReady)
-		select {}
-	}
-	return s.Store.FindTokenByID(ctx, id)
+func (s *hangingReadStore) FindTokenFromRecord(ctx context.Context, q tokencache.Token) (tokencache.Token, error) {
+	fmt.Println(holderReady)
+	select {}
 }

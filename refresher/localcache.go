@@ -1,82 +1,85 @@
 package refresher
 
 import (
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/tokencache/tokencache"
+	"github.com/tokencache/tokencache/internal/l1"
 )
 
 // localCache is the optional in-process cache in front of the store
-// (WithLocalCache): it answers a query again for a short time without a
-// Redis round trip, and only with a token that is still fresh. It is safe
-// for concurrent use.
+// (WithLocalCache): an l1.Cache that answers a query again for a short time
+// without a Redis round trip, only with a token that is still valid, and
+// that drops a token as soon as the store announces that it changed, from
+// any process. When the store cannot announce changes (it is no
+// tokencache.ChangeWatcher), only the TTL bounds how stale an entry gets.
+// It is safe for concurrent use; a nil *localCache is off.
 type localCache struct {
-	ttl time.Duration
-	max int
-
-	mu      sync.Mutex
-	entries map[string]cached // guarded by mu; by query
+	c        *l1.Cache
+	stop     func() error // ends the watch; nil without one
+	stopOnce sync.Once
 }
 
-type cached struct {
-	tok   tokencache.Token
-	until time.Time // when the entry stops answering, whatever the token's expiry
-}
-
-// localCacheEntries bounds the cache; past it a random entry is evicted.
-const localCacheEntries = 10000
-
-func newLocalCache(ttl time.Duration) *localCache {
-	if ttl <= 0 {
+func newLocalCache(ttl time.Duration, store tokencache.Store, now func() time.Time) *localCache {
+	c := l1.New(ttl, l1.WithClock(now))
+	if c == nil {
 		return nil
 	}
-	return &localCache{ttl: ttl, max: localCacheEntries, entries: make(map[string]cached)}
-}
-
-// cacheKey names a query by the fields its rule compares. Keys live only in
-// this process's memory.
-func cacheKey(q tokencache.Token) string {
-	rule := tokencache.RuleOf(q)
-	var value string
-	switch rule {
-	case tokencache.RuleID:
-		value = q.ID
-	case tokencache.RuleUserName:
-		value = q.UserName
-	case tokencache.RuleGrantToken:
-		value = q.GrantToken
-	case tokencache.RuleRefreshToken:
-		value = q.RefreshToken
-	case tokencache.RuleAccessToken:
-		value = q.AccessToken
+	lc := &localCache{c: c}
+	if w, ok := store.(tokencache.ChangeWatcher); ok {
+		lc.stop = w.WatchChanges(watchHandler{c})
+	} else {
+		c.Up() // nothing to watch: the TTL alone bounds staleness
 	}
-	return strconv.Itoa(int(rule)) + ":" + strconv.Itoa(len(q.ClientID)) + ":" + q.ClientID + ":" + value
+	return lc
 }
 
-func (c *localCache) get(key string, now time.Time) (tokencache.Token, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[key]
-	if !ok {
+// watchHandler feeds a store's change reports to the cache.
+type watchHandler struct{ c *l1.Cache }
+
+func (h watchHandler) Changed(id string) { h.c.Drop(id) }
+func (h watchHandler) ChangedAll()       { h.c.DropAll() }
+func (h watchHandler) Watching(ok bool) {
+	if ok {
+		h.c.Up()
+	} else {
+		h.c.Down()
+	}
+}
+
+// begin returns the stamp of a store read that starts now; see l1.Cache.Begin.
+func (lc *localCache) begin() l1.Stamp {
+	if lc == nil {
+		return 0
+	}
+	return lc.c.Begin()
+}
+
+func (lc *localCache) get(q tokencache.Token) (tokencache.Token, bool) {
+	if lc == nil {
 		return tokencache.Token{}, false
 	}
-	if !now.Before(e.until) {
-		delete(c.entries, key)
-		return tokencache.Token{}, false
-	}
-	return e.tok, true
+	return lc.c.Get(q)
 }
 
-func (c *localCache) put(key string, tok tokencache.Token, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.entries[key]; !ok && len(c.entries) >= c.max {
-		for k := range c.entries { // map order is random: a random eviction
-			delete(c.entries, k)
-			break
-		}
+// put caches tok, read from the store by a read that began at since.
+func (lc *localCache) put(q, tok tokencache.Token, since l1.Stamp) {
+	if lc != nil {
+		lc.c.Put(q, tok, since)
 	}
-	c.entries[key] = cached{tok: tok, until: now.Add(c.ttl)}
 }
+
+// close ends the watch of the store's changes.
+func (lc *localCache) close() error {
+	if lc == nil || lc.stop == nil {
+		return nil
+	}
+	var err error
+	lc.stopOnce.Do(func() { err = lc.stop() })
+	return err
+}
+
+// cacheKey names a query by the fields its rule compares, for the memory of
+// served tokens. Keys live only in this process's memory.
+func cacheKey(q tokencache.Token) string { return l1.Key(q) }

@@ -164,9 +164,15 @@ func WithRefreshTimeout(d time.Duration) Option {
 
 // WithLocalCache lets Token answer a query it answered less than ttl ago
 // from this process's memory, without a Redis round trip, as long as the
-// token is still fresh (outside its refresh window). ttl bounds how late the
-// process sees a token revoked or replaced elsewhere; an expiring token is
-// always read from the store. Off by default: every Token call reads Redis.
+// token is still fresh (outside its refresh window); an expiring token is
+// always read from the store. The cache is invalidated fleet-wide: when the
+// store is a tokencache.ChangeWatcher (redisstore is), every save or delete
+// from any process drops the token from every process's cache within the
+// announcement's latency, and while the watch is down (not yet subscribed,
+// a lost connection) the cache serves nothing. ttl is the worst case, how
+// late a process may see a change whose announcement it missed, and the
+// only bound for a store that announces nothing. It holds up to 10,000
+// tokens. Off by default: every Token call reads Redis.
 func WithLocalCache(ttl time.Duration) Option {
 	return func(c *config) {
 		if ttl < 0 {

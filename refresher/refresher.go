@@ -68,11 +68,12 @@ type Refresher struct {
 	memory  *memory     // the last valid token served per query
 	pending *successors // renewed tokens whose save is being retried
 
-	active   atomic.Int64  // flights running, which Shutdown waits for
-	saving   atomic.Int64  // saves being retried, which Shutdown waits for
-	closing  atomic.Bool   // set by Shutdown: no new flight calls the endpoint
-	abandon  chan struct{} // closed when Shutdown's deadline ends the retried saves
-	abandonO sync.Once
+	active    atomic.Int64  // flights running, which Shutdown waits for
+	saving    atomic.Int64  // saves being retried, which Shutdown waits for
+	releasing atomic.Int64  // locks being released in the background, which Shutdown waits for
+	closing   atomic.Bool   // set by Shutdown: no new flight calls the endpoint
+	abandon   chan struct{} // closed when Shutdown's deadline ends the retried saves
+	abandonO  sync.Once
 }
 
 // New returns a Refresher over store that renews tokens through ep. A nil
@@ -86,7 +87,7 @@ func New(store tokencache.Store, locker *lock.Locker, ep Endpoint, opts ...Optio
 		cfg.err = fmt.Errorf("%w: nil store or endpoint", ErrBadOption)
 	}
 	r := &Refresher{store: store, ep: ep, cfg: cfg, bgPause: make(map[string]time.Time),
-		local: newLocalCache(cfg.localTTL), memory: newMemory(maxRemembered), pending: newSuccessors(),
+		local: newLocalCache(cfg.localTTL, store, cfg.now), memory: newMemory(maxRemembered), pending: newSuccessors(),
 		abandon: make(chan struct{})}
 	switch {
 	case locker == nil:
@@ -112,7 +113,7 @@ func (r *Refresher) Shutdown(ctx context.Context) error {
 	r.closing.Store(true)
 	ticker := time.NewTicker(10 * time.Millisecond)
 	defer ticker.Stop()
-	for r.active.Load() > 0 || r.saving.Load() > 0 {
+	for r.active.Load() > 0 || r.saving.Load() > 0 || r.releasing.Load() > 0 {
 		select {
 		case <-ctx.Done():
 			r.abandonO.Do(func() { close(r.abandon) })
@@ -125,10 +126,11 @@ func (r *Refresher) Shutdown(ctx context.Context) error {
 }
 
 // Close releases what New set up: the subscription of a Locker it made for
-// the store's namespace. The Locker passed to New is the caller's to close.
+// the store's namespace, and the local cache's watch of the store's changes
+// (WithLocalCache). The Locker passed to New is the caller's to close.
 // It does not wait for refreshes in flight or saves being retried; Shutdown
 // does.
-func (r *Refresher) Close() error { return r.coord.close() }
+func (r *Refresher) Close() error { return errors.Join(r.local.close(), r.coord.close()) }
 
 // Token returns a valid token for query, renewing it when it is due. query
 // is matched as tokencache.Store.FindToken matches it. When nothing
@@ -161,12 +163,11 @@ func (r *Refresher) token(ctx context.Context, query tokencache.Token) (tokencac
 	if r.cfg.err != nil {
 		return tokencache.Token{}, ResultError, r.cfg.err
 	}
-	key := cacheKey(query)
-	if r.local != nil {
-		if tok, ok := r.local.get(key, time.Now()); ok && r.due(tok, r.cfg.now()) == fresh {
-			return tok, ResultFresh, nil
-		}
+	if tok, ok := r.local.get(query); ok && r.due(tok, r.cfg.now()) == fresh {
+		return tok, ResultFresh, nil
 	}
+	key := cacheKey(query)
+	since := r.local.begin()
 	tok, fellBack, err := r.read(ctx, query, key)
 	switch {
 	case fellBack:
@@ -183,9 +184,7 @@ func (r *Refresher) token(ctx context.Context, query tokencache.Token) (tokencac
 	}
 	switch r.due(tok, r.cfg.now()) {
 	case fresh:
-		if r.local != nil {
-			r.local.put(key, tok, time.Now())
-		}
+		r.local.put(query, tok, since)
 		r.memory.put(key, tok, r.cfg.now())
 		return tok, ResultFresh, nil
 	case stale:
@@ -208,8 +207,7 @@ func (r *Refresher) token(ctx context.Context, query tokencache.Token) (tokencac
 // and a failed or late read returns the remembered token (fellBack); a
 // store that says not found is believed.
 func (r *Refresher) read(ctx context.Context, query tokencache.Token, key string) (_ tokencache.Token, fellBack bool, _ error) {
-	rem, ok := r.memory.get(key, r.cfg.now())
-	if !ok {
+	if _, ok := r.memory.get(key, r.cfg.now()); !ok {
 		tok, err := r.store.FindToken(ctx, query)
 		return tok, false, err
 	}
@@ -219,6 +217,10 @@ func (r *Refresher) read(ctx context.Context, query tokencache.Token, key string
 	cancel()
 	if err == nil || errors.Is(err, tokencache.ErrNotFound) || errors.Is(err, tokencache.ErrInvalidToken) || ctx.Err() != nil {
 		return tok, false, err
+	}
+	rem, ok := r.memory.get(key, r.cfg.now())
+	if !ok {
+		return tokencache.Token{}, false, err // it expired while the store did not answer
 	}
 	if late {
 		r.event(ctx, EventStoreTimeout, err)

@@ -665,6 +665,19 @@ func TestLocalCache(t *testing.T) {
 			t.Fatalf("call %d: %q, %v", i, tok.AccessToken, err)
 		}
 	}
+	// The cache answers once it watches the store's changes.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		before := counter.n.Load()
+		if _, err := r.Token(context.Background(), userQuery); err != nil {
+			t.Fatal(err)
+		}
+		if counter.n.Load() == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the local cache does not answer 5 s after New")
+		}
+	}
 	before := counter.n.Load()
 	for range 100 {
 		if _, err := r.Token(context.Background(), userQuery); err != nil {

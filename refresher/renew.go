@@ -14,20 +14,15 @@ import (
 // sent anything: its caller starts over, waiting for the new holder.
 var errLockLost = errors.New("refresher: the lock passed on before the refresh was sent")
 
-// recordReader is the optional store capability of reading a token from
-// the durable record behind a cache (redisstore with WithDurableStore):
-// the read that decides a refresh comes from the record, so a flushed,
-// restarted or rolled-back cache can never hand the holder a refresh token
-// that was already rotated.
-type recordReader interface {
-	FindTokenInRecord(ctx context.Context, id string) (tokencache.Token, error)
-}
-
 // readUnderLock reads the token a holder is about to renew: from the
-// durable record when the store has one, else from the store.
+// durable record when the store has one (tokencache.RecordFinder, which
+// redisstore with WithDurableStore implements), else from the store. The
+// read that decides a refresh then never comes from a cache that was
+// flushed, restarted or rolled back, which could hand the holder a refresh
+// token that was already rotated.
 func (r *Refresher) readUnderLock(ctx context.Context, id string) (tokencache.Token, error) {
-	if rr, ok := r.store.(recordReader); ok {
-		return rr.FindTokenInRecord(ctx, id)
+	if rf, ok := r.store.(tokencache.RecordFinder); ok {
+		return rf.FindTokenFromRecord(ctx, tokencache.Token{ID: id})
 	}
 	return r.store.FindTokenByID(ctx, id)
 }
@@ -119,7 +114,7 @@ func (r *Refresher) renewHolding(ctx context.Context, held holding, w *waiter, i
 	kept := false
 	defer func() {
 		if !kept {
-			held.release(context.WithoutCancel(ctx))
+			r.letGo(ctx, held)
 		}
 	}()
 	var cur tokencache.Token
@@ -171,8 +166,7 @@ func (r *Refresher) renewHolding(ctx context.Context, held holding, w *waiter, i
 	}
 	renewed, err := r.callEndpoint(ctx, cur)
 	if err != nil {
-		held.end(ctx) // the server answered with an error, or not at all: nothing to save
-		return r.failed(ctx, cur, err, fl)
+		return r.failed(ctx, cur, err, fl) // nothing to save: letGo ends the record
 	}
 	renewed.ID, renewed.Version = cur.ID, cur.Version
 	tok, ours, keep := r.land(ctx, held, id, renewed, cur)

@@ -37,7 +37,7 @@ func (d *dialect) migrations(name string) ([]migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	fill := strings.NewReplacer("{table}", d.ident(name), "{prefix}", name)
+	fill := strings.NewReplacer("{table}", d.ident(name), "{flights}", d.ident(flightsTable(name)), "{prefix}", name)
 	var out []migration
 	for _, e := range entries {
 		num, _, ok := strings.Cut(e.Name(), "_")
@@ -77,6 +77,10 @@ func splitStatements(text string) []string {
 	}
 	return out
 }
+
+// flightsTable is the name of the table of in-flight marks that goes with
+// the token table name.
+func flightsTable(name string) string { return name + "_flights" }
 
 // schemaDDL creates the shared schema-version table.
 func (d *dialect) schemaDDL() string {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +35,8 @@ type Store struct {
 	digest    digester
 	now       func() time.Time
 	q         queries
+	fq        flightQueries
+	stmts     map[string]*sql.Stmt // the hot queries, prepared once; by SQL text
 
 	stop      chan struct{} // closed by Close: ends the cleanup loop
 	done      chan struct{} // closed when the cleanup loop has ended
@@ -93,11 +96,66 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		digest:    digester{key: c.indexKey},
 		now:       c.now,
 		q:         buildQueries(info.dialect, c.table),
+		fq:        buildFlightQueries(info.dialect, c.table),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	if err := s.prepare(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("sqlstore: preparing statements on %s: %w", info.dialect.name, err)
+	}
 	go s.cleanupLoop(c.cleanup)
 	return s, nil
+}
+
+// prepare prepares the queries of every lookup and save, so that each
+// costs one round trip (MySQL would otherwise prepare, execute and close a
+// statement per call). database/sql prepares them again on each new
+// connection by itself.
+func (s *Store) prepare(ctx context.Context) error {
+	hot := []string{s.q.findByID, s.q.lockByID, s.q.insert, s.q.update, s.q.casByID, s.q.deleteByID}
+	for _, rule := range lookupRules {
+		hot = append(hot, s.q.findByKey[rule], s.q.lockByKey[rule])
+	}
+	s.stmts = make(map[string]*sql.Stmt, len(hot))
+	for _, q := range hot {
+		st, err := s.db.PrepareContext(ctx, q)
+		if err != nil {
+			return err
+		}
+		s.stmts[q] = st
+	}
+	return nil
+}
+
+// exec runs q, prepared when it is a hot query, in tx when tx is not nil.
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	st := s.stmts[q]
+	switch {
+	case st != nil && tx != nil:
+		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	case st != nil:
+		return st.ExecContext(ctx, args...)
+	case tx != nil:
+		return tx.ExecContext(ctx, q, args...)
+	default:
+		return s.db.ExecContext(ctx, q, args...)
+	}
+}
+
+// queryRow is exec for a query that returns one row.
+func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+	st := s.stmts[q]
+	switch {
+	case st != nil && tx != nil:
+		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	case st != nil:
+		return st.QueryRowContext(ctx, args...)
+	case tx != nil:
+		return tx.QueryRowContext(ctx, q, args...)
+	default:
+		return s.db.QueryRowContext(ctx, q, args...)
+	}
 }
 
 // Close stops the cleanup loop and closes the database connections. It is
@@ -106,6 +164,9 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		<-s.done
+		for _, st := range s.stmts {
+			_ = st.Close()
+		}
 		s.closeErr = s.db.Close()
 	})
 	return s.closeErr
@@ -132,6 +193,7 @@ type queries struct {
 	casByID     string
 	deleteByID  string
 	getAll      string
+	walkPage    string
 	deleteAll   string
 	deleteStale string
 }
@@ -159,6 +221,7 @@ func buildQueries(d *dialect, name string) queries {
 		casByID:     "UPDATE " + t + " SET " + setAll + " WHERE id = ? AND version = ? AND " + live,
 		deleteByID:  "DELETE FROM " + t + " WHERE id = ?",
 		getAll:      "SELECT " + tokenColumns + " FROM " + t + " WHERE " + live,
+		walkPage:    "SELECT " + tokenColumns + " FROM " + t + " WHERE id > ? AND " + live + " ORDER BY id LIMIT " + strconv.Itoa(walkPageSize),
 		deleteAll:   "DELETE FROM " + t,
 		deleteStale: d.limitDelete(t, "purge_ms <= ?", cleanupBatch),
 	}
@@ -171,7 +234,7 @@ func buildQueries(d *dialect, name string) queries {
 		q.lockByKey[rule] = d.rebind("SELECT " + tokenColumns + " FROM " + t + " WHERE " + col + " = ?" + d.forUpdate)
 		q.clearKey[rule] = d.rebind("UPDATE " + t + " SET " + col + " = NULL WHERE id = ?")
 	}
-	for _, p := range []*string{&q.findByID, &q.lockByID, &q.steal, &q.insert, &q.update, &q.casByID, &q.deleteByID, &q.getAll, &q.deleteStale} {
+	for _, p := range []*string{&q.findByID, &q.lockByID, &q.steal, &q.insert, &q.update, &q.casByID, &q.deleteByID, &q.getAll, &q.walkPage, &q.deleteStale} {
 		*p = d.rebind(*p)
 	}
 	return q
@@ -191,13 +254,13 @@ func (s *Store) FindToken(ctx context.Context, query tokencache.Token) (tokencac
 	ms := now.UnixMilli()
 	var r *sql.Row
 	if rule == tokencache.RuleID {
-		r = s.db.QueryRowContext(ctx, s.q.findByID, query.ID, ms)
+		r = s.queryRow(ctx, nil, s.q.findByID, query.ID, ms)
 	} else {
 		args := []any{s.digest.digest(rule, query), ms}
 		if rule == tokencache.RuleAccessToken {
 			args = append(args, ms)
 		}
-		r = s.db.QueryRowContext(ctx, s.q.findByKey[rule], args...)
+		r = s.queryRow(ctx, nil, s.q.findByKey[rule], args...)
 	}
 	st, err := scanRow(r)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && !tokencache.Matches(query, st.t, now) {
@@ -286,7 +349,7 @@ func (s *Store) casByID(ctx context.Context, token *tokencache.Token, now time.T
 	saved.Version = token.Version + 1
 	args := s.makeRow(saved, now).args()[1:] // the SET list starts at version
 	args = append(args, saved.ID, token.Version, now.UnixMilli())
-	res, err := s.db.ExecContext(ctx, s.q.casByID, args...)
+	res, err := s.exec(ctx, nil, s.q.casByID, args...)
 	if err != nil {
 		return false, err
 	}
@@ -339,9 +402,9 @@ func (s *Store) saveTx(ctx context.Context, token *tokencache.Token, rule tokenc
 	}
 	args := r.args()
 	if found {
-		_, err = tx.ExecContext(ctx, s.q.update, append(args[1:], saved.ID)...)
+		_, err = s.exec(ctx, tx, s.q.update, append(args[1:], saved.ID)...)
 	} else {
-		_, err = tx.ExecContext(ctx, s.q.insert, args...)
+		_, err = s.exec(ctx, tx, s.q.insert, args...)
 	}
 	if err != nil {
 		return err
@@ -361,9 +424,9 @@ func (s *Store) saveTx(ctx context.Context, token *tokencache.Token, rule tokenc
 func (s *Store) matchForUpdate(ctx context.Context, tx *sql.Tx, t tokencache.Token, rule tokencache.Rule, now time.Time) (tokencache.Token, bool, error) {
 	var r *sql.Row
 	if rule == tokencache.RuleID {
-		r = tx.QueryRowContext(ctx, s.q.lockByID, t.ID)
+		r = s.queryRow(ctx, tx, s.q.lockByID, t.ID)
 	} else {
-		r = tx.QueryRowContext(ctx, s.q.lockByKey[rule], s.digest.digest(rule, t))
+		r = s.queryRow(ctx, tx, s.q.lockByKey[rule], s.digest.digest(rule, t))
 	}
 	st, err := scanRow(r)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -392,7 +455,7 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	if err := tokencache.ValidateID(id); err != nil {
 		return err
 	}
-	if _, err := s.db.ExecContext(ctx, s.q.deleteByID, id); err != nil {
+	if _, err := s.exec(ctx, nil, s.q.deleteByID, id); err != nil {
 		return fmt.Errorf("sqlstore: delete token: %w", err)
 	}
 	return nil
@@ -423,6 +486,55 @@ func (s *Store) GetTokens(ctx context.Context) ([]tokencache.Token, error) {
 		return nil, fmt.Errorf("sqlstore: get tokens: %w", err)
 	}
 	return out, nil
+}
+
+// walkPageSize is how many rows one page of Walk reads.
+const walkPageSize = 500
+
+var _ tokencache.Walker = (*Store)(nil)
+
+// Walk calls fn for every live token, in ID order, reading a page of rows
+// at a time through the primary key (no cursor stays open while fn runs);
+// see tokencache.Walker.
+func (s *Store) Walk(ctx context.Context, fn func(tokencache.Token) error) error {
+	after := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("sqlstore: walk: %w", err)
+		}
+		now := s.now()
+		rows, err := s.db.QueryContext(ctx, s.q.walkPage, after, now.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("sqlstore: walk: %w", err)
+		}
+		page := make([]tokencache.Token, 0, walkPageSize)
+		n := 0
+		for rows.Next() {
+			st, err := scanRow(rows)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlstore: walk: %w", err)
+			}
+			n++
+			after = st.t.ID
+			if st.live(now) {
+				page = append(page, st.t)
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("sqlstore: walk: %w", err)
+		}
+		for _, t := range page {
+			if err := fn(t); err != nil {
+				return err
+			}
+		}
+		if n < walkPageSize {
+			return nil
+		}
+	}
 }
 
 // DeleteTokens removes every token of the table; see tokencache.Store.
@@ -481,12 +593,14 @@ func (s *Store) cleanupLoop(interval time.Duration) {
 	}
 }
 
-// DropTable drops the token table and its schema-version row: everything
+// DropTable drops the token table, its table of in-flight marks and its schema-version row: everything
 // the Store created. The Store must not be used afterwards except to Close
 // it. Tests use it to clean up after themselves.
 func (s *Store) DropTable(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+s.d.ident(s.table)); err != nil {
-		return fmt.Errorf("sqlstore: drop table: %w", err)
+	for _, t := range []string{s.table, flightsTable(s.table)} {
+		if _, err := s.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+s.d.ident(t)); err != nil {
+			return fmt.Errorf("sqlstore: drop table: %w", err)
+		}
 	}
 	if _, err := s.db.ExecContext(ctx, s.d.rebind("DELETE FROM "+SchemaTable+" WHERE table_name = ?"), s.table); err != nil {
 		return fmt.Errorf("sqlstore: drop table: %w", err)

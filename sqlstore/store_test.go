@@ -442,3 +442,45 @@ func TestDSN(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// TestWalk visits every live token once over several pages, skips dead
+// ones, and stops at the callback's error.
+func TestWalk(t *testing.T) {
+	for _, tg := range sqltest.Targets(t) {
+		t.Run(tg.Name, func(t *testing.T) {
+			s := sqltest.Open(t, tg)
+			want := map[string]bool{}
+			for i := range 1203 {
+				tok := tokencache.Token{UserName: fmt.Sprint("walk-", i), ClientID: "c", RefreshToken: fmt.Sprint("r", i)}
+				if i%100 == 7 { // dead by the time of the walk
+					tok = tokencache.Token{UserName: fmt.Sprint("walk-", i), ClientID: "c", AccessToken: fmt.Sprint("a", i), Expiry: time.Now().Add(300 * time.Millisecond)}
+				}
+				if err := s.SaveToken(bg(), &tok); err != nil {
+					t.Fatal(err)
+				}
+				if tok.RefreshToken != "" {
+					want[tok.ID] = true
+				}
+			}
+			time.Sleep(400 * time.Millisecond)
+			seen := map[string]bool{}
+			if err := s.Walk(bg(), func(tok tokencache.Token) error {
+				if seen[tok.ID] || !want[tok.ID] {
+					return fmt.Errorf("token %s visited twice or not live", tok.ID)
+				}
+				seen[tok.ID] = true
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(seen) != len(want) {
+				t.Errorf("Walk visited %d tokens, want %d", len(seen), len(want))
+			}
+			stop := errors.New("stop")
+			calls := 0
+			if err := s.Walk(bg(), func(tokencache.Token) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+				t.Errorf("Walk with a failing callback = %v after %d calls", err, calls)
+			}
+		})
+	}
+}

@@ -38,7 +38,9 @@ const All = "*"
 func Channel(ns string) string { return ns + ":announce" }
 
 // Publish announces on the channel of ns that the tokens with these IDs
-// changed, one message each (use [All] for every token). It is called after
+// changed, one message each (use [All] for every token), in one round trip.
+// On a Cluster the messages may arrive in another order: a drop does not
+// depend on order. It is called after
 // the change has committed, so that a process that drops its entry on the
 // message reads the new state. A failure is returned; the caller decides
 // whether its write fails with it (it should not: the write has happened,

@@ -2,22 +2,26 @@ package chaos
 
 import (
 	"context"
-	"errors"
+	"fmt"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokencache/tokencache"
+	"github.com/tokencache/tokencache/redisstore"
+	"github.com/tokencache/tokencache/sqlstore"
 )
-
-// errNoDurable is returned while this build has no durable record
-// (sqlstore and redisstore.WithDurableStore not merged yet).
-var errNoDurable = errors.New("chaos: this build has no durable record (sqlstore)")
 
 // durableAvailable reports whether scenarios with the durable record can
 // run in this build.
-const durableAvailable = false
+const durableAvailable = true
 
-// openDurable opens redisstore in front of the record at dsn.
+// openDurable opens redisstore over rdb in front of the sqlstore record at
+// dsn; the returned func closes the record.
 func openDurable(ctx context.Context, rdb redis.UniversalClient, ns, dsn string) (tokencache.Store, func(), error) {
-	return nil, nil, errNoDurable
+	rec, err := sqlstore.Open(ctx, dsn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("chaos: open the durable record: %w", err)
+	}
+	s := redisstore.New(rdb, redisstore.WithNamespace(ns), redisstore.WithDurableStore(rec))
+	return s, func() { _ = rec.Close() }, nil
 }

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -19,6 +20,14 @@ type arrival struct {
 	user string
 	pid  int
 	at   time.Time
+}
+
+// exchange is one token request and its answer.
+type exchange struct {
+	arrival
+	answered time.Time
+	status   int
+	revoked  bool // the user's family was revoked after it
 }
 
 // interval is when one access token was live at the server.
@@ -41,6 +50,7 @@ type authServer struct {
 	valid     map[string][]interval
 	revokedAt map[string]time.Time
 	sentAt    map[string][]time.Time // refresh arrivals per user
+	history   map[string][]exchange  // every token request per user, for the timelines of lost users
 	requests  int
 	refreshes int
 	reuses    int
@@ -53,6 +63,7 @@ func startAuth(port int, lifetime time.Duration, latMin, latMax time.Duration) (
 		valid:     map[string][]interval{},
 		revokedAt: map[string]time.Time{},
 		sentAt:    map[string][]time.Time{},
+		history:   map[string][]exchange{},
 		done:      make(chan struct{}),
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
@@ -129,6 +140,8 @@ func (a *authServer) serve(w http.ResponseWriter, r *http.Request) {
 			a.revokedAt[arr.user] = now
 		}
 	}
+	a.history[arr.user] = append(a.history[arr.user], exchange{arrival: arr, answered: now, status: rec.Code,
+		revoked: a.srv.FamiliesRevoked(arr.user) > 0})
 	onAnswer := a.onAnswer
 	a.mu.Unlock()
 	if onAnswer != nil {
@@ -198,4 +211,24 @@ func (a *authServer) counts() (requests, refreshes int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.requests, a.refreshes
+}
+
+// timeline describes the last n token requests for user, with times
+// relative to start.
+func (a *authServer) timeline(user string, start time.Time, n int) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	h := a.history[user]
+	if len(h) > n {
+		h = h[len(h)-n:]
+	}
+	out := make([]string, 0, len(h))
+	for _, x := range h {
+		s := fmt.Sprintf("t+%.3fs pid %d sent, answered %d at t+%.3fs", x.at.Sub(start).Seconds(), x.pid, x.status, x.answered.Sub(start).Seconds())
+		if x.revoked {
+			s += " (family revoked)"
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -105,11 +105,13 @@ func WriteTable(w io.Writer, results []Result, g Gates) {
 			}
 		}
 		take := "—"
-		if r.Takeovers > 0 || r.Missed > 0 {
+		switch {
+		case r.Takeovers > 0 && r.Missed > 0:
+			take = fmt.Sprintf("%s (%d later than the wait)", dur(r.Takeover), r.Missed)
+		case r.Takeovers > 0:
 			take = dur(r.Takeover)
-			if r.Missed > 0 {
-				take += fmt.Sprintf(" (%d missed)", r.Missed)
-			}
+		case r.Missed > 0:
+			take = fmt.Sprintf("later than the wait (%d)", r.Missed)
 		}
 		verdict := "ok"
 		if why := g.Check(r); len(why) > 0 {
@@ -136,6 +138,7 @@ func WriteTable(w io.Writer, results []Result, g Gates) {
 		for _, why := range sortedKeys(r.LostWhy) {
 			lines = append(lines, fmt.Sprintf("lost: %d × %s", r.LostWhy[why], why))
 		}
+		lines = append(lines, r.Timelines...)
 		for _, e := range topErrs(r.Errs, 3) {
 			lines = append(lines, "failure: "+e)
 		}

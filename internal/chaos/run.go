@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/tokencache/tokencache"
 	"github.com/tokencache/tokencache/internal/faultproxy"
 	"github.com/tokencache/tokencache/oauthtest"
+	"github.com/tokencache/tokencache/refresher"
 )
 
 // Config is the fleet and the machinery of a chaos run. DefaultConfig
@@ -52,7 +54,7 @@ func DefaultConfig() Config {
 		PortFrom: 7600, PortTo: 7699,
 		Workers: 4, Goroutines: 16, Users: 30,
 		Lifetime: 3 * time.Second, Window: time.Second, LockTTL: 10 * time.Second,
-		CallTimeout: 5 * time.Second, RefreshTimeout: 5 * time.Second, Pause: 100 * time.Millisecond,
+		CallTimeout: 5 * time.Second, RefreshTimeout: refresher.DefaultRefreshTimeout, Pause: 100 * time.Millisecond,
 		LatencyMin: 100 * time.Millisecond, LatencyMax: 300 * time.Millisecond,
 		Warmup: 4 * time.Second, Settle: 12 * time.Second,
 	}
@@ -70,16 +72,22 @@ type env struct {
 	fleet  *fleet
 	victim *proc
 	ids    map[string]string // token ID -> user
+	start  time.Time         // when the scenario started, for timelines
 
-	mu        sync.Mutex // guards ends and takeovers
+	mu        sync.Mutex // guards ends, takeovers, missed and journal
+	journal   []string   // the faults injected, with times relative to start
 	ends      []time.Time
 	takeovers []time.Duration
 	missed    int // takeovers that did not happen within their bound
 }
 
 func (e *env) logf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	e.mu.Lock()
+	e.journal = append(e.journal, fmt.Sprintf("t+%.3fs %s", time.Since(e.start).Seconds(), msg))
+	e.mu.Unlock()
 	if e.cfg.Log != nil {
-		fmt.Fprintf(e.cfg.Log, "  %s %s: %s\n", time.Now().Format("15:04:05.000"), e.scn.Name, fmt.Sprintf(format, args...))
+		fmt.Fprintf(e.cfg.Log, "  %s %s: %s\n", time.Now().Format("15:04:05.000"), e.scn.Name, msg)
 	}
 }
 
@@ -151,6 +159,7 @@ type Result struct {
 	Users       int
 	Lost        int
 	LostWhy     map[string]int // reason -> users
+	Timelines   []string       // for a few lost users: their last token requests, then the faults
 	Calls       int64
 	Failed      int64
 	FailedValid int64 // while the server held a live access token of the user
@@ -186,7 +195,7 @@ func Run(ctx context.Context, cfg Config, scn Scenario) (res Result) {
 	}
 	start := time.Now()
 	defer func() { res.Elapsed = time.Since(start) }()
-	e := &env{ctx: ctx, cfg: cfg, scn: scn, ids: map[string]string{}}
+	e := &env{ctx: ctx, cfg: cfg, scn: scn, ids: map[string]string{}, start: start}
 	var err error
 	if e.tmp, err = os.MkdirTemp("", "tokencache-chaos-"); err != nil {
 		res.Err = err
@@ -305,7 +314,13 @@ func (e *env) evaluate(res *Result, store tokencache.Store, users []string) {
 	lost := map[int]bool{}
 	for i, u := range users {
 		why := ""
-		tok, err := store.FindToken(ctx, tokencache.Token{UserName: u, ClientID: oauthtest.DefaultClientID})
+		// With a durable record the record decides what the next refresh
+		// sends (a rolled-back Redis copy may be older).
+		find := store.FindToken
+		if rf, ok := store.(tokencache.RecordFinder); ok {
+			find = rf.FindTokenFromRecord
+		}
+		tok, err := find(ctx, tokencache.Token{UserName: u, ClientID: oauthtest.DefaultClientID})
 		switch {
 		case errors.Is(err, tokencache.ErrNotFound):
 			why = "no token in the store"
@@ -322,6 +337,10 @@ func (e *env) evaluate(res *Result, store tokencache.Store, users []string) {
 		if why != "" {
 			lost[i] = true
 			res.LostWhy[why]++
+			if len(res.Timelines) < 2 {
+				res.Timelines = append(res.Timelines, fmt.Sprintf("%s (%s): %s", u, why,
+					strings.Join(e.auth.timeline(u, e.start, 6), "; ")))
+			}
 		}
 	}
 	res.Lost = len(lost)
@@ -375,4 +394,7 @@ func (e *env) evaluate(res *Result, store tokencache.Store, users []string) {
 		res.Takeover = max(res.Takeover, d)
 	}
 	res.Takeovers, res.Missed = len(e.takeovers), e.missed
+	if len(res.Timelines) > 0 {
+		res.Timelines = append(res.Timelines, "faults: "+strings.Join(e.journal, "; "))
+	}
 }

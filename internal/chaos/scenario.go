@@ -186,7 +186,13 @@ func killVictim(e *env, short bool) error {
 		}
 		e.victim = repl
 		if user != "" {
-			e.awaitTakeover(user, at, 45*time.Second)
+			// The CI version waits the lock TTL and a little more; the full
+			// one outlasts an in-flight record with the default refresh timeout.
+			bound := 50 * time.Second
+			if short {
+				bound = e.cfg.LockTTL + 2*time.Second
+			}
+			e.awaitTakeover(user, at, bound)
 		}
 		if i+1 < count(short, 2, 1) {
 			if err := e.sleep(2 * time.Second); err != nil {

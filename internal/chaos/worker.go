@@ -231,12 +231,14 @@ func RunWorker(out io.Writer) error {
 
 	w.emit(report{Ready: true})
 	var quit atomic.Bool
+	calls, endCalls := context.WithCancel(context.Background()) // ends the calls in progress at stop
+	defer endCalls()
 	var wg sync.WaitGroup
 	for g := range cfg.Goroutines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.callLoop(r, g, &quit)
+			w.callLoop(calls, r, g, &quit)
 		}()
 	}
 	tick := time.NewTicker(cfg.ReportPeriod)
@@ -253,8 +255,11 @@ loop:
 		}
 	}
 	quit.Store(true)
+	endCalls()
 	wg.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Refreshes and successor saves in progress run on their own contexts:
+	// Shutdown waits for them.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = r.Shutdown(ctx)
 	rep := w.tally.flush()
@@ -264,14 +269,17 @@ loop:
 }
 
 // callLoop is one caller: Token for a random user, a pause, again.
-func (w *worker) callLoop(r *refresher.Refresher, g int, quit *atomic.Bool) {
+func (w *worker) callLoop(base context.Context, r *refresher.Refresher, g int, quit *atomic.Bool) {
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), uint64(g)))
 	for !quit.Load() {
 		u := rng.IntN(len(w.cfg.Users))
-		ctx, cancel := context.WithTimeout(context.Background(), w.cfg.CallTimeout)
+		ctx, cancel := context.WithTimeout(base, w.cfg.CallTimeout)
 		tok, err := r.Token(ctx, tokencache.Token{UserName: w.cfg.Users[u], ClientID: w.cfg.ClientID})
 		cancel()
 		now := time.Now()
+		if base.Err() != nil {
+			return // cut short by the stop: not an outcome
+		}
 		if err == nil && (tok.AccessToken == "" || tok.ExpiresWithin(now, 0)) {
 			err = errors.New("token served after its expiry")
 		}

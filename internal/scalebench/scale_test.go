@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -183,7 +184,7 @@ func slowlog(t *testing.T, rdb redis.UniversalClient) []string {
 	var out []string
 	eachMaster(t, rdb, func(c redis.UniversalClient) {
 		ctx := context.Background()
-		logs, err := c.SlowLogGet(ctx, 128).Result()
+		logs, err := c.SlowLogGet(ctx, -1).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,6 +198,35 @@ func slowlog(t *testing.T, rdb redis.UniversalClient) []string {
 		_ = c.Do(ctx, "SLOWLOG", "RESET").Err()
 	})
 	return out
+}
+
+// summarize counts slow-log entries ("NAME 1.2ms") by command and gives
+// each command's worst.
+func summarize(entries []string) string {
+	type agg struct {
+		n     int
+		worst float64
+	}
+	by := map[string]*agg{}
+	var names []string
+	for _, e := range entries {
+		name, ms, _ := strings.Cut(e, " ")
+		v, _ := strconv.ParseFloat(strings.TrimSuffix(ms, "ms"), 64)
+		a := by[name]
+		if a == nil {
+			a = &agg{}
+			by[name] = a
+			names = append(names, name)
+		}
+		a.n++
+		a.worst = max(a.worst, v)
+	}
+	slices.Sort(names)
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = fmt.Sprintf("%s ×%d (worst %.1f ms)", name, by[name].n, by[name].worst)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func heapObjects() uint64 {
@@ -325,14 +355,58 @@ type row struct {
 	populate      time.Duration
 	bytesPerToken float64
 	keysPerToken  float64
-	warm, full    []lookupResult // by rules: default hints after a warm-up; hints sized to n
+	warm, full    []lookupResult // by rules: on the working set after a warm-up; on random tokens of all n
 	walkTime      time.Duration
 	walkHeap      uint64
 	walked        int
 	getTime       time.Duration
 	getHeap       uint64
 	deleteTime    time.Duration
+	deleteHeap    uint64
 	slow          []string
+	breakdown     string
+}
+
+// breakdownMax is the largest size whose keys are all sized one by one.
+const breakdownMax = 10000
+
+// breakdown sums MEMORY USAGE over every key by its kind (what follows the
+// namespace up to the next ':' or '{'), per token. MEMORY USAGE leaves out
+// the keyspace's own entry for each key (about 50 bytes with a TTL), which
+// used_memory counts.
+func breakdown(t *testing.T, rdb redis.UniversalClient, n int) string {
+	t.Helper()
+	ctx := context.Background()
+	sum := map[string]int64{}
+	count := map[string]int{}
+	ns := redisstore.DefaultNamespace + ":"
+	eachMaster(t, rdb, func(c redis.UniversalClient) {
+		iter := c.Scan(ctx, 0, "", 1000).Iterator()
+		for iter.Next(ctx) {
+			k := iter.Val()
+			kind := strings.TrimPrefix(k, ns)
+			if i := strings.IndexAny(kind, ":{"); i >= 0 {
+				kind = kind[:i]
+			}
+			b, err := c.MemoryUsage(ctx, k).Result()
+			if err != nil {
+				t.Fatalf("MEMORY USAGE: %v", err)
+			}
+			sum[kind] += b
+			count[kind]++
+		}
+		if err := iter.Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	kinds := slices.Sorted(maps.Keys(sum))
+	parts := make([]string, len(kinds))
+	var total int64
+	for i, k := range kinds {
+		total += sum[k]
+		parts[i] = fmt.Sprintf("%s: %d keys, %.0f B", k, count[k], float64(sum[k])/float64(n))
+	}
+	return fmt.Sprintf("%s; total %.0f B", strings.Join(parts, "; "), float64(total)/float64(n))
 }
 
 func sizes(t *testing.T) []int {
@@ -380,6 +454,7 @@ func TestScale(t *testing.T) {
 	ctx := context.Background()
 	eachMaster(t, rdb, func(c redis.UniversalClient) {
 		_ = c.ConfigSet(ctx, "slowlog-log-slower-than", strconv.Itoa(slowMicros)).Err()
+		_ = c.ConfigSet(ctx, "slowlog-max-len", "100000").Err()
 		_ = c.Do(ctx, "SLOWLOG", "RESET").Err()
 	})
 	var rows []row
@@ -391,6 +466,10 @@ func TestScale(t *testing.T) {
 		r.populate = populate(t, writer, p, 0, n)
 		r.bytesPerToken = float64(usedMemory(t, rdb)-base) / float64(n)
 		r.keysPerToken = float64(dbSize(t, rdb)) / float64(n)
+		if n <= breakdownMax {
+			r.breakdown = breakdown(t, rdb, n)
+			t.Logf("%d tokens: MEMORY USAGE per token by kind of key: %s", n, r.breakdown)
+		}
 		_ = slowlog(t, rdb) // populating is not the question
 		t.Logf("%d tokens: populated in %v, %.0f bytes and %.2f keys per token", n, r.populate.Round(time.Millisecond), r.bytesPerToken, r.keysPerToken)
 
@@ -437,18 +516,18 @@ func TestScale(t *testing.T) {
 				t.Errorf("GetTokens returned %d of %d tokens", got, n)
 			}
 		}
-		start := time.Now()
-		if err := writer.DeleteTokens(ctx); err != nil {
-			t.Fatalf("DeleteTokens: %v", err)
-		}
-		r.deleteTime = time.Since(start)
+		r.deleteTime, r.deleteHeap = peakHeap(func() {
+			if err := writer.DeleteTokens(ctx); err != nil {
+				t.Fatalf("DeleteTokens: %v", err)
+			}
+		})
 		if left := dbSize(t, rdb); left != 0 {
 			t.Errorf("%d keys survived DeleteTokens of %d tokens", left, n)
 		}
 		r.slow = slowlog(t, rdb)
 		rows = append(rows, r)
-		t.Logf("%d tokens: walk %v (%.1f MiB heap), DeleteTokens %v, slow commands: %v", n, r.walkTime.Round(time.Millisecond),
-			float64(r.walkHeap)/mib, r.deleteTime.Round(time.Millisecond), r.slow)
+		t.Logf("%d tokens: walk %v (%.1f MiB heap), DeleteTokens %v, commands over %d ms: %s", n, r.walkTime.Round(time.Millisecond),
+			float64(r.walkHeap)/mib, r.deleteTime.Round(time.Millisecond), slowMicros/1000, summarize(r.slow))
 	}
 	report(t, tg.Kind, rows)
 }
@@ -465,7 +544,7 @@ func report(t *testing.T, kind redistest.Kind, rows []row) {
 	for _, ru := range rules {
 		fmt.Fprintf(w, "%s, all n\t", ru.name)
 	}
-	fmt.Fprintln(w, "walk\twalk heap MiB\tGetTokens\tGetTokens heap MiB\tDeleteTokens\tslow (>2ms)\t")
+	fmt.Fprintln(w, "walk\twalk heap MiB\tGetTokens\tGetTokens heap MiB\tDeleteTokens\tDeleteTokens heap MiB\tslow (>2ms)\t")
 	for _, r := range rows {
 		fmt.Fprintf(w, "%d\t%v\t%.0f\t%.2f\t", r.n, r.populate.Round(time.Millisecond), r.bytesPerToken, r.keysPerToken)
 		for _, l := range r.warm {
@@ -478,8 +557,8 @@ func report(t *testing.T, kind redistest.Kind, rows []row) {
 		if r.getTime > 0 {
 			get = fmt.Sprintf("%v\t%.1f", r.getTime.Round(time.Millisecond), float64(r.getHeap)/mib)
 		}
-		fmt.Fprintf(w, "%v\t%.1f\t%s\t%v\t%d\t\n", r.walkTime.Round(time.Millisecond), float64(r.walkHeap)/mib, get,
-			r.deleteTime.Round(time.Millisecond), len(r.slow))
+		fmt.Fprintf(w, "%v\t%.1f\t%s\t%v\t%.1f\t%d\t\n", r.walkTime.Round(time.Millisecond), float64(r.walkHeap)/mib, get,
+			r.deleteTime.Round(time.Millisecond), float64(r.deleteHeap)/mib, len(r.slow))
 	}
 	_ = w.Flush()
 	if len(rows) > 1 {
@@ -494,7 +573,7 @@ func report(t *testing.T, kind redistest.Kind, rows []row) {
 	}
 	for _, r := range rows {
 		if len(r.slow) > 0 {
-			fmt.Fprintf(&out, "slow commands at %d tokens: %s\n", r.n, strings.Join(r.slow, ", "))
+			fmt.Fprintf(&out, "commands over %d ms at %d tokens (lookups, walk, GetTokens, DeleteTokens): %s\n", slowMicros/1000, r.n, summarize(r.slow))
 		}
 	}
 	t.Log("\n" + out.String())
