@@ -93,7 +93,7 @@ func New(store tokencache.Store, locker *lock.Locker, ep Endpoint, opts ...Optio
 	case locker == nil:
 		r.coord = newLocalCoordinator()
 	default:
-		fc := &fleetCoordinator{l: locker, ttl: cfg.lockTTL}
+		fc := &fleetCoordinator{l: locker, ttl: cfg.lockTTL, record: flightRecorder(store)}
 		if ns, ok := store.(interface{ Namespace() string }); ok && locker.Namespace() != ns.Namespace() {
 			fc.l, fc.derived = locker.InNamespace(ns.Namespace()), true
 		}
