@@ -51,6 +51,7 @@ type authServer struct {
 	revokedAt map[string]time.Time
 	sentAt    map[string][]time.Time // refresh arrivals per user
 	history   map[string][]exchange  // every token request per user, for the timelines of lost users
+	answered  map[int]time.Time      // per worker PID: its last successful refresh answer
 	requests  int
 	refreshes int
 }
@@ -63,6 +64,7 @@ func startAuth(port int, lifetime time.Duration, latMin, latMax time.Duration) (
 		revokedAt: map[string]time.Time{},
 		sentAt:    map[string][]time.Time{},
 		history:   map[string][]exchange{},
+		answered:  map[int]time.Time{},
 		done:      make(chan struct{}),
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
@@ -133,6 +135,7 @@ func (a *authServer) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case rec.Code == http.StatusOK:
 		a.refreshes++
+		a.answered[arr.pid] = now
 		a.valid[arr.user] = append(a.valid[arr.user], interval{now, now.Add(a.lifetime)})
 	case a.srv.FamiliesRevoked(arr.user) > 0:
 		if _, ok := a.revokedAt[arr.user]; !ok {
@@ -230,4 +233,12 @@ func (a *authServer) timeline(user string, start time.Time, n int) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// lastAnswer returns when the server last answered a refresh of the worker
+// pid with success (zero: never).
+func (a *authServer) lastAnswer(pid int) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.answered[pid]
 }
