@@ -142,7 +142,7 @@ func (s *Store) deleteTokens(ctx context.Context) error {
 	// until a pass finds nothing. Tokens saved meanwhile may survive.
 	for pass := 0; pass < maxDeletePasses; pass++ {
 		found := 0
-		err := s.eachBatch(ctx, func(batch []string, _ []map[string]string) error {
+		err := s.eachMemberPage(ctx, func(batch []string) error {
 			found += len(batch)
 			return s.deleteBatch(ctx, batch)
 		})

@@ -76,3 +76,32 @@ func (s *Store) Walk(ctx context.Context, fn func(tokencache.Token) error) error
 		cursor = next
 	}
 }
+
+// eachMemberPage scans the set of IDs and calls fn with each page of its
+// members (at most about batchSize), holding one page at a time: SSCAN may
+// pass a member twice, so fn must be idempotent, as a delete is.
+func (s *Store) eachMemberPage(ctx context.Context, fn func(members []string) error) error {
+	var cursor uint64
+	page := make([]string, 0, batchSize)
+	for {
+		members, next, err := s.rdb.SScan(ctx, s.keys.ids(), cursor, "", batchSize).Result()
+		if err != nil {
+			return err
+		}
+		page = page[:0]
+		for _, m := range members {
+			if _, _, ok := parseSetMember(m); ok {
+				page = append(page, m)
+			}
+		}
+		if len(page) > 0 {
+			if err := fn(page); err != nil {
+				return err
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
