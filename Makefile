@@ -10,8 +10,9 @@ BENCH     ?= .
 BENCHTIME ?=
 COUNT     ?= 1
 DEMO_ARGS ?=
+FAILOVER_BASE_PORT ?= 7301
 # Scenarios whose gates `make chaos` / `make chaos-short` enforce ("all", "none" or names; see RELIABILITY.md).
-CHAOS_GATE ?= baseline,cuts,stall-3s,kill-after-lock,kill-before-send
+CHAOS_GATE ?= baseline,cuts,stall-3s,stall-6s,refuse,sigstop-holder,kill-after-lock,kill-before-send,kill-random
 CHAOS_ARGS ?=
 
 .PHONY: help build test test-redis test-cluster test-sql bench-durable bench bench-ratios bench-100k lint compose-check demo chaos chaos-short soak
@@ -24,6 +25,7 @@ help:
 	@echo "  test-redis    same suites against a real Redis at REDIS_URL (default $(REDIS_URL))"
 	@echo "  test-sql      sqlstore, zohofmt and redisstore with a record against PostgreSQL and MariaDB (POSTGRES_URL, MYSQL_URL)"
 	@echo "  test-cluster  same suites against a throwaway 3-node Redis Cluster (scripts/redis-cluster.sh)"
+	@echo "  test-failover SIGKILL a Sentinel-managed master mid-load; count lost saves (scripts/redis-failover.sh, FAILOVER_BASE_PORT=$(FAILOVER_BASE_PORT))"
 	@echo "  bench         benchmarks: BENCH=regex BENCHTIME=2s COUNT=5"
 	@echo "  bench-ratios  the figures of BENCHMARKS.md: ratios to a raw HGETALL and waiter latency, on REDIS_URL"
 	@echo "  bench-durable the record's figures of BENCHMARKS.md part 3: Redis with a record (SQLite, POSTGRES_URL) vs alone"
@@ -76,6 +78,15 @@ test-cluster:
 	echo "TOKENCACHE_CLUSTER_ADDRS=$$addrs"; \
 	env -u REDIS_URL TOKENCACHE_CLUSTER_ADDRS="$$addrs" TOKENCACHE_REQUIRE_REDIS=1 \
 		$(GO) test -race -count=1 $(PKGS)
+
+# Master, replica and three Sentinels on FAILOVER_BASE_PORT..+4; always torn down, test exit status kept.
+test-failover:
+	dir=$$(mktemp -d "$${TMPDIR:-/tmp}/tokencache-failover.XXXXXX"); \
+	trap 'bash scripts/redis-failover.sh stop "$$dir"' EXIT; trap 'exit 130' INT TERM HUP; \
+	BASE_PORT='$(FAILOVER_BASE_PORT)' bash scripts/redis-failover.sh start "$$dir" >/dev/null; \
+	set -a; . "$$dir/env"; set +a; \
+	env -u REDIS_URL -u TOKENCACHE_CLUSTER_ADDRS $(GO) test -race -count=1 -v -timeout 10m \
+		-run 'TestFailover|TestReplicaAcks' ./redisstore/
 
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count=$(COUNT) \

@@ -22,9 +22,10 @@ type Flight struct {
 // instead of sending the same refresh token a second time.
 type FlightRecorder interface {
 	// BeginFlight marks revision version of token id as being refreshed by
-	// holder for ttl. When another holder's mark for id is still live it
-	// changes nothing and returns false with that mark; a mark of the same
-	// holder, or an expired one, is replaced.
+	// holder for ttl. When another holder's live mark for id is of that
+	// revision or a later one, it changes nothing and returns false with
+	// that mark; any other mark (the same holder's, an expired one, one of
+	// an earlier revision, whose answer has been saved) is replaced.
 	BeginFlight(ctx context.Context, id string, version int64, holder string, ttl time.Duration) (ok bool, current Flight, err error)
 	// ExtendFlight moves the end of holder's mark for id to ttl from now,
 	// and reports false when holder has no live mark there.

@@ -11,10 +11,21 @@ import (
 
 // Hash field names. They are short on purpose: they are stored in every hash.
 const (
-	fieldVersion = "v"
-	fieldPending = "p"
-	fieldExpiry  = "ex"
+	fieldVersion     = "v"  // the revision
+	fieldIncarnation = "n"  // random per creation of the ID
+	fieldExpiry      = "ex" // Expiry in Unix ms
+	// "w" holds the random ID of the write that made the revision; only
+	// commitScript reads it.
 )
+
+// scoreField is the hash field holding the score of the token's claim on
+// its index entry of kind i (see indexKinds): "su", "sg", "sr", "sa".
+func scoreField(i int) string { return "s" + kindLetters[i:i+1] }
+
+// overField is the hash field holding the highest score of another
+// token's claim that overtook this one on its index entry of kind i: "ou",
+// "og", "or", "oa". commitScript keeps every field starting with "o".
+func overField(i int) string { return "o" + kindLetters[i:i+1] }
 
 // chunkSize is the longest value stored in one hash field. Redis keeps a hash
 // in its compact listpack encoding only while every value is at most
@@ -40,8 +51,8 @@ var stringFields = [...]struct {
 var errCorrupt = errors.New("redisstore: stored token is corrupt")
 
 // encodeFields returns the hash fields of t as field, value pairs, without
-// the revision. Empty values are left out.
-func encodeFields(t tokencache.Token, pending bool) []any {
+// the revision and the incarnation. Empty values are left out.
+func encodeFields(t tokencache.Token) []any {
 	args := make([]any, 0, 24)
 	for _, f := range stringFields {
 		v := *f.get(&t)
@@ -53,9 +64,6 @@ func encodeFields(t tokencache.Token, pending bool) []any {
 	}
 	if !t.Expiry.IsZero() {
 		args = append(args, fieldExpiry, strconv.FormatInt(t.Expiry.UnixMilli(), 10))
-	}
-	if pending {
-		args = append(args, fieldPending, "1")
 	}
 	return args
 }
@@ -69,8 +77,17 @@ func chunkName(name string, i int) string {
 
 // decoded is a token read from its hash.
 type decoded struct {
-	token   tokencache.Token
-	pending bool // an insert has written the hash but not yet claimed its index
+	token tokencache.Token
+	inc   string   // incarnation; "" for a hash written before incarnations
+	score [4]int64 // by kind: the score of the claim of the current value, 0 if unknown
+	over  [4]int64 // by kind: the highest score of a claim that overtook it
+}
+
+// hintHolds reports whether a lookup of kind i may trust a hint to this
+// token: it claimed its index entry, and no later claim of another token
+// overtook that claim.
+func (d decoded) hintHolds(i int) bool {
+	return d.score[i] > 0 && d.over[i] < d.score[i]
 }
 
 // decodeFields rebuilds the token with this ID from its hash fields.
@@ -99,7 +116,11 @@ func decodeFields(id string, m map[string]string) (decoded, error) {
 		}
 		d.token.Expiry = time.UnixMilli(ms)
 	}
-	_, d.pending = m[fieldPending]
+	d.inc = m[fieldIncarnation]
+	for i := range indexKinds {
+		d.score[i], _ = strconv.ParseInt(m[scoreField(i)], 10, 64)
+		d.over[i], _ = strconv.ParseInt(m[overField(i)], 10, 64)
+	}
 	return d, nil
 }
 

@@ -14,6 +14,32 @@ import (
 	"github.com/tokencache/tokencache"
 )
 
+// Crash safety of a save with a record, step by step. A save is (1) the
+// record's commit (the revision N+1 is decided there, by its compare-and-set
+// or its unique indexes), then (2) put: Redis gets exactly that token unless
+// it already holds N+1 or later, then (3), only when (2) failed, the drop of
+// the Redis copy.
+//
+//   - Interrupted before (1) commits: nothing changed anywhere; the caller
+//     has an error (or, if the commit landed but its answer was lost, the
+//     record has N+1 and the next save with Version N gets ErrConflict, as
+//     with any store).
+//   - Between (1) and (2) (a killed process, Redis down): the record has
+//     N+1, Redis still N. Plain reads may be answered with N, whose access
+//     token still works until it expires; the read that decides a refresh
+//     is FindTokenFromRecord, which gets N+1 and puts it. Nothing can save
+//     over N+1 from N: the record refuses Version N.
+//   - (2) half done (the hash written, an index entry not): put's own
+//     guarantees (see save.go); every lookup checks the hash it reaches.
+//   - (2) failed and (3) failed too (Redis unreachable): as "between (1)
+//     and (2)", counted in DurableStats.CacheDropFailures.
+//
+// A read-through (record read, then put, then a second record read by ID)
+// interleaved with a save: Redis only moves forward (put ignores an older
+// revision), and the second read replaces a copy that a save overtook, so a
+// read that starts after a save returned never sees an older revision,
+// while Redis is up (TestDurableReadsNeverGoBack).
+
 // cacheTimeout bounds the cache work a durable Store does after the record
 // has answered (installing a token, dropping a stale copy). It runs on a
 // context detached from the caller's, so that a caller giving up cannot

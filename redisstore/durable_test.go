@@ -282,6 +282,14 @@ func snapshot(t *testing.T, rdb redis.UniversalClient, ns string) (restore func(
 		case "set":
 			members := rdb.SMembers(ctx, key).Val()
 			restores = append(restores, func() error { return rdb.SAdd(ctx, key, members).Err() })
+		case "zset":
+			members := rdb.ZRangeWithScores(ctx, key, 0, -1).Val()
+			restores = append(restores, func() error {
+				if err := rdb.ZAdd(ctx, key, members...).Err(); err != nil || ttl == 0 {
+					return err
+				}
+				return rdb.PExpire(ctx, key, ttl).Err()
+			})
 		case "string":
 			v := rdb.Get(ctx, key).Val()
 			restores = append(restores, func() error { return rdb.Set(ctx, key, v, ttl).Err() })
@@ -364,5 +372,48 @@ func TestDurableReadsNeverGoBack(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestDurableRecordDown: with the record unreachable a save fails and
+// leaves Redis as it was (the record is the authority), a Redis hit is
+// still answered, and a miss is an error, never ErrNotFound.
+func TestDurableRecordDown(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.New(t).Client(t)
+	ns := redistest.Namespace(t)
+	redistest.DropNamespaceAtCleanup(t, rdb, ns)
+	record, err := sqlstore.Open(ctx, sqltest.SQLite().DSN(t)) // a file in the test's own directory
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := redisstore.New(rdb, redisstore.WithNamespace(ns), redisstore.WithDurableStore(record))
+	tok := saveAll(t, s, 1)[0]
+	if err := record.Close(); err != nil { // the record is gone
+		t.Fatal(err)
+	}
+	upd := tok
+	upd.AccessToken = "access-while-the-record-is-down"
+	if err := s.SaveToken(ctx, &upd); err == nil {
+		t.Fatalf("SaveToken with the record down = nil, want an error")
+	}
+	got, err := s.FindTokenByID(ctx, tok.ID)
+	if err != nil || got != tok {
+		t.Errorf("Redis hit with the record down = %v, %v; want the token as saved before", got, err)
+	}
+	if _, err := s.FindToken(ctx, tokencache.Token{UserName: "nobody", ClientID: "c"}); err == nil || errors.Is(err, tokencache.ErrNotFound) {
+		t.Errorf("a miss with the record down = %v, want an error that is not ErrNotFound", err)
+	}
+	if _, err := s.FindTokenFromRecord(ctx, tokencache.Token{ID: tok.ID}); err == nil || errors.Is(err, tokencache.ErrNotFound) {
+		t.Errorf("FindTokenFromRecord with the record down = %v, want an error that is not ErrNotFound", err)
+	}
+	if _, err := s.GetTokens(ctx); err == nil {
+		t.Errorf("GetTokens with the record down = nil error")
+	}
+	if err := s.DeleteToken(ctx, tok.ID); err == nil {
+		t.Errorf("DeleteToken with the record down = nil, want an error")
+	}
+	if _, err := s.FindTokenByID(ctx, tok.ID); err != nil {
+		t.Errorf("a failed delete dropped the cached copy: %v", err)
 	}
 }

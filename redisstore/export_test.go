@@ -1,6 +1,11 @@
 package redisstore
 
-import "github.com/tokencache/tokencache"
+import (
+	"context"
+	"time"
+
+	"github.com/tokencache/tokencache"
+)
 
 // IndexKey exposes the name of an index entry to the external tests, which
 // plant stale entries in it.
@@ -10,3 +15,37 @@ func IndexKey(s *Store, rule tokencache.Rule, t tokencache.Token) string {
 
 // IDsKey exposes the name of the set of IDs.
 func IDsKey(s *Store) string { return s.keys.ids() }
+
+// InIDSet reports whether the set of IDs has a member for this ID (of any
+// incarnation).
+func InIDSet(ctx context.Context, s *Store, id string) (bool, error) {
+	members, err := s.rdb.SMembers(ctx, s.keys.ids()).Result()
+	if err != nil {
+		return false, err
+	}
+	for _, m := range members {
+		if got, _, _ := parseSetMember(m); got == id {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// IndexMember is the index entry a token at its current revision would
+// have: "ID:incarnation:revision", the incarnation read from its hash.
+func IndexMember(ctx context.Context, s *Store, id string, rev int64) (string, error) {
+	inc, err := s.rdb.HGet(ctx, s.keys.hash(id), fieldIncarnation).Result()
+	if err != nil {
+		return "", err
+	}
+	return member{id: id, inc: inc, rev: rev}.String(), nil
+}
+
+// Put exposes put to the external tests.
+func Put(ctx context.Context, s *Store, t tokencache.Token) error { return s.put(ctx, t) }
+
+// WithPendingBound shortens how long a claim that has not committed counts
+// as in flight (default 2 s), so that tests with many faults run fast.
+func WithPendingBound(d time.Duration) Option {
+	return func(c *config) { c.pendingBound = d }
+}

@@ -79,18 +79,80 @@ func (k keys) index(rule tokencache.Rule, t tokencache.Token) string {
 	return b.String()
 }
 
-// indexValue is what an index entry holds: the ID and the revision that
-// wrote it, so that cleaning a stale entry never deletes a newer one.
-func indexValue(id string, version int64) string {
-	return id + ":" + strconv.FormatInt(version, 10)
+// abort is the key of the set of fenced claims "incarnation:revision" of
+// the token with this ID; it shares the hash's slot.
+func (k keys) abort(id string) string { return k.ns + ":x:{" + id + "}" }
+
+// kindIndex returns the position of rule in indexKinds, or -1.
+func kindIndex(rule tokencache.Rule) int {
+	for i, r := range indexKinds {
+		if r == rule {
+			return i
+		}
+	}
+	return -1
 }
 
-// parseIndexValue splits an index entry; ok is false for a malformed one.
-func parseIndexValue(v string) (id string, version int64, ok bool) {
+// kindLetters are the letters of indexKinds, in the same order: they name
+// the index keys and the score fields of a hash.
+const kindLetters = "ugra"
+
+// member is an index entry: the ID, the incarnation and the revision of
+// the save that claimed it. The incarnation is empty for entries written
+// before incarnations existed.
+type member struct {
+	id, inc string
+	rev     int64
+}
+
+func (m member) String() string {
+	return m.id + ":" + m.inc + ":" + strconv.FormatInt(m.rev, 10)
+}
+
+// prefix is what every member of this token incarnation starts with.
+func memberPrefix(id, inc string) string { return id + ":" + inc + ":" }
+
+// parseMember splits an index entry; ok is false for a malformed one.
+func parseMember(v string) (member, bool) {
+	id, rest, found := strings.Cut(v, ":")
+	if !found || tokencache.ValidateID(id) != nil {
+		return member{}, false
+	}
+	inc, ver, found := strings.Cut(rest, ":")
+	if !found {
+		return member{}, false
+	}
+	rev, err := strconv.ParseInt(ver, 10, 64)
+	if err != nil || rev < 1 {
+		return member{}, false
+	}
+	return member{id: id, inc: inc, rev: rev}, true
+}
+
+// setMember is the member of the set of IDs for this token incarnation:
+// "ID:incarnation", or the bare ID for a token written before incarnations.
+func setMember(id, inc string) string {
+	if inc == "" {
+		return id
+	}
+	return id + ":" + inc
+}
+
+// parseSetMember splits a member of the set of IDs.
+func parseSetMember(v string) (id, inc string, ok bool) {
+	id, inc, _ = strings.Cut(v, ":")
+	return id, inc, tokencache.ValidateID(id) == nil
+}
+
+// parseLegacyIndex reads an index entry of the old string layout, "ID:revision".
+func parseLegacyIndex(v string) (member, bool) {
 	id, ver, found := strings.Cut(v, ":")
 	if !found || tokencache.ValidateID(id) != nil {
-		return "", 0, false
+		return member{}, false
 	}
-	version, err := strconv.ParseInt(ver, 10, 64)
-	return id, version, err == nil
+	rev, err := strconv.ParseInt(ver, 10, 64)
+	if err != nil || rev < 1 {
+		return member{}, false
+	}
+	return member{id: id, rev: rev}, true
 }

@@ -29,22 +29,27 @@ var ErrBadOption = errors.New("redisstore: invalid option")
 type Option func(*config)
 
 type config struct {
-	namespace string
-	retention time.Duration
-	indexKey  []byte
-	now       func() time.Time
-	hints     int
-	obs       Observer         // nil: nobody is told
-	durable   tokencache.Store // the record behind Redis; nil: none (WithDurableStore)
-	err       error            // the first invalid option
+	namespace    string
+	retention    time.Duration
+	indexKey     []byte
+	prevKeys     [][]byte // earlier index keys; a nil entry means plain SHA-256
+	acks         int      // replicas that must acknowledge a write; 0: none
+	ackWait      time.Duration
+	pendingBound time.Duration // tests shorten it (export_test.go)
+	now          func() time.Time
+	hints        int
+	obs          Observer         // nil: nobody is told
+	durable      tokencache.Store // the record behind Redis; nil: none (WithDurableStore)
+	err          error            // the first invalid option
 }
 
 func newConfig(opts []Option) config {
 	c := config{
-		namespace: DefaultNamespace,
-		retention: DefaultRefreshRetention,
-		now:       time.Now,
-		hints:     DefaultHintCacheSize,
+		namespace:    DefaultNamespace,
+		retention:    DefaultRefreshRetention,
+		now:          time.Now,
+		hints:        DefaultHintCacheSize,
+		pendingBound: defaultPendingBound,
 	}
 	for _, opt := range opts {
 		if opt != nil {
@@ -106,6 +111,46 @@ func WithIndexKey(key []byte) Option {
 			return
 		}
 		c.indexKey = append([]byte(nil), key...)
+	}
+}
+
+// WithPreviousIndexKeys names the index keys (see WithIndexKey) that the
+// store used before the current one, newest first; an empty key stands for
+// plain SHA-256, the digest without WithIndexKey. A lookup that finds
+// nothing under the current key tries each of them, and a token found so
+// is indexed under the current key at once. Reindex moves every token's
+// entries, after which the previous keys can be dropped.
+func WithPreviousIndexKeys(keys ...[]byte) Option {
+	return func(c *config) {
+		for _, k := range keys {
+			if len(k) == 0 {
+				c.prevKeys = append(c.prevKeys, nil)
+				continue
+			}
+			c.prevKeys = append(c.prevKeys, append([]byte(nil), k...))
+		}
+	}
+}
+
+// ErrReplicaAcks is wrapped by a save or delete that Redis carried out but
+// that fewer replicas acknowledged than WithReplicaAcks asks for within its
+// timeout: the write may not survive a failover.
+var ErrReplicaAcks = errors.New("redisstore: too few replicas acknowledged the write")
+
+// WithReplicaAcks makes every save and delete wait, after it commits, until
+// replicas replicas of the master that took it have acknowledged it (Redis
+// WAIT, sent on the same connection as the write), for at most timeout. Fewer
+// acknowledgements is an error wrapping ErrReplicaAcks: the write happened
+// but a failover may still roll it back. 0 replicas (the default) waits for
+// nothing. A timeout of 0 waits forever, which WAIT allows but is rarely
+// wise; a negative one is invalid.
+func WithReplicaAcks(replicas int, timeout time.Duration) Option {
+	return func(c *config) {
+		if replicas < 0 || timeout < 0 {
+			c.fail("negative replica acks %d or timeout %v", replicas, timeout)
+			return
+		}
+		c.acks, c.ackWait = replicas, timeout
 	}
 }
 

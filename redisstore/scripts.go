@@ -2,82 +2,282 @@ package redisstore
 
 import "github.com/redis/go-redis/v9"
 
-// Every script touches only KEYS[1], so it runs on a Redis Cluster. Their
-// result codes are our own numbers, never Redis's error text.
+// Every Lua script of the package is here. Each touches the keys of one
+// Cluster slot only: a token's hash and its abort set share the ID's hash
+// tag, and an index key is alone in its slot. Their results are our own
+// numbers (the code constants below), never Redis's error text. doc.go
+// argues, step by step, why the scripts keep the store consistent.
 
-// writeScript replaces the token hash KEYS[1] and bumps its revision.
+// Result codes of commitScript.
+const (
+	commitOK       = 0 // the hash now holds the new revision
+	commitConflict = 1 // the hash is not at the expected incarnation and revision
+	commitLockLost = 2 // the fencing lock does not hold the caller's token
+	commitAborted  = 3 // a reader fenced this revision: it must never commit
+)
+
+// Result codes of claimScript.
+const (
+	claimOK   = 0 // the member is in the index, with the score returned
+	claimBusy = 1 // an exclusive claim met another holder
+)
+
+// Result codes of settleScript.
+const (
+	settleResolved = 0 // the claim's revision has committed or lost: it can never commit later
+	settleFenced   = 1 // the claim was still able to commit; now it never will
+	settleDead     = 2 // the claim's incarnation is gone: it can never commit
+)
+
+// Result codes of deleteScript.
+const (
+	deleteDone   = 0 // the hash was deleted; its fields are returned
+	deleteAbsent = 1 // no hash of that incarnation (a pending insert of it is fenced)
+)
+
+// claimScript writes a save's index entry ahead of its commit (a
+// write-ahead claim). KEYS[1] is the index key, a sorted set of members
+// "ID:incarnation:revision" scored by claim order.
 //
-// ARGV[1] is the revision expected: -1 any (insert or overwrite), 0 the hash
-// must not exist, n the hash must be at revision n. ARGV[2] is the TTL in
-// milliseconds, 0 for none. When KEYS[2] is given it is a lock in the same
-// slot, and the write happens only while it holds ARGV[3] (the fencing
-// token). ARGV[4...] are field, value pairs.
+// ARGV[1] is the member, ARGV[2] its prefix "ID:incarnation:" (older
+// members of the same incarnation are replaced), ARGV[3] the score wanted,
+// ARGV[4] flags ("x": exclusive, refuse when any other member exists; "e":
+// use the score as given instead of above every other member), ARGV[5] the
+// key's TTL in ms (0: none; the key keeps the longest TTL any member needs).
 //
-// It returns {new revision, old fields as a flat list}, {-1, current
-// revision} when the expected revision does not hold, or {-2, current
-// revision} when the lock does not.
-var writeScript = redis.NewScript(`
-local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-local expect = tonumber(ARGV[1])
-if expect >= 0 and cur ~= expect then
-  return {-1, cur}
+// A legacy string entry "ID:revision" is first turned into the member
+// "ID::revision" with score 0.
+//
+// It returns {claimOK, score, {member, score, ...}, n} with the (at most
+// 16) highest other members scored below the new one, whose holders must be
+// told they were overtaken, and the number n of all those below; or
+// {claimBusy, 0, {member, score, ...}} with all others.
+var claimScript = redis.NewScript(`
+local key, member, prefix = KEYS[1], ARGV[1], ARGV[2]
+local t = redis.call('TYPE', key)
+if type(t) == 'table' then t = t.ok end
+if t == 'string' then
+  local v = redis.call('GET', key)
+  local pt = redis.call('PTTL', key)
+  redis.call('DEL', key)
+  local sep = string.find(v, ':', 1, true)
+  if sep then
+    redis.call('ZADD', key, 0, string.sub(v, 1, sep) .. string.sub(v, sep))
+    if pt > 0 then redis.call('PEXPIRE', key, pt) end
+  end
+elseif t ~= 'none' and t ~= 'zset' then
+  return redis.error_reply('TCTYPE index key holds a ' .. t)
 end
-if #KEYS > 1 and redis.call('GET', KEYS[2]) ~= ARGV[3] then
-  return {-2, cur}
+local all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+local plen = string.len(prefix)
+local others, top = {}, nil
+for i = 1, #all, 2 do
+  local m, sc = all[i], tonumber(all[i + 1])
+  if string.sub(m, 1, plen) ~= prefix then
+    others[#others + 1] = m
+    others[#others + 1] = sc
+    if top == nil or sc > top then top = sc end
+  end
 end
-local old = {}
-if cur > 0 then
-  old = redis.call('HGETALL', KEYS[1])
-  redis.call('DEL', KEYS[1])
+if string.find(ARGV[4], 'x', 1, true) and #others > 0 then
+  return {1, 0, others}
 end
-local v = cur + 1
-redis.call('HSET', KEYS[1], 'v', v)
-for i = 4, #ARGV, 200 do
-  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 199, #ARGV)))
+for i = 1, #all, 2 do
+  local m = all[i]
+  if m ~= member and string.sub(m, 1, plen) == prefix then redis.call('ZREM', key, m) end
 end
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
+local score = tonumber(ARGV[3])
+if not string.find(ARGV[4], 'e', 1, true) and top ~= nil and score <= top then score = top + 1 end
+local pt = redis.call('PTTL', key)
+redis.call('ZADD', key, score, member)
+local ttl = tonumber(ARGV[5])
+if ttl == 0 then
+  if pt >= 0 then redis.call('PERSIST', key) end
+elseif pt == -2 or (pt >= 0 and pt < ttl) then
+  redis.call('PEXPIRE', key, ttl)
 end
-return {v, old}
+local lower, below = {}, 0
+for i = #all - 1, 1, -2 do
+  local m, sc = all[i], tonumber(all[i + 1])
+  if sc < score and string.sub(m, 1, plen) ~= prefix then
+    below = below + 1
+    if below <= 16 then
+      lower[#lower + 1] = m
+      lower[#lower + 1] = sc
+    end
+  end
+end
+return {0, score, lower, below}
 `)
 
-// finalizeScript ends an insert: when the hash KEYS[1] is still at revision
-// ARGV[1], it drops the pending mark and sets the TTL ARGV[2] (ms, 0 none).
-// It returns 1 when it did, 0 when a later save already replaced the hash.
-var finalizeScript = redis.NewScript(`
-if tonumber(redis.call('HGET', KEYS[1], 'v') or '0') ~= tonumber(ARGV[1]) then
+// settleScript decides, in the token's own slot, the fate of an index claim
+// "ID:incarnation:revision" that a reader or a writer found in an index.
+// KEYS[1] is the token's hash, KEYS[2] its abort set. ARGV[1] is the
+// incarnation, ARGV[2] the revision, ARGV[5] the abort set's TTL in ms.
+//
+// With ARGV[3] an overtaken-score field ("ou", "og", "or", "oa"), a writer
+// whose claim overtook this one says so: the field is raised to ARGV[4] in
+// the hash when it is of that incarnation, or, for an insert that has not
+// committed (revision 1), recorded as "o:incarnation:field:score" in the
+// abort set, where its commit finds it. It returns settleResolved,
+// settleFenced (recorded for an insert) or settleDead (a gone incarnation).
+//
+// With ARGV[3] empty, a reader settles a claim it found invalid: it
+// returns settleResolved when the hash is of that incarnation at that
+// revision or later (the claim committed or lost its compare-and-set),
+// settleDead when the claim names a revision above 1 of an incarnation the
+// hash no longer has (an update of a token that is gone), and otherwise
+// records "incarnation:revision" in the abort set, so that commitScript
+// refuses it, and returns settleFenced.
+var settleScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], 'v')
+local n = redis.call('HGET', KEYS[1], 'n') or ''
+local inc, rev, field = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+if field ~= '' then
+  if v and n == inc then
+    local o = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+    if tonumber(ARGV[4]) > o then redis.call('HSET', KEYS[1], field, ARGV[4]) end
+    return 0
+  end
+  if rev > 1 then return 2 end
+  redis.call('SADD', KEYS[2], 'o:' .. inc .. ':' .. field .. ':' .. ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  return 1
+end
+if v and n == inc then
+  if tonumber(v) >= rev then return 0 end
+elseif rev > 1 then
+  return 2
+end
+redis.call('SADD', KEYS[2], inc .. ':' .. ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return 1
+`)
+
+// commitScript is the commit point of a save: it replaces the token hash
+// KEYS[1] when it is at the expected incarnation and revision, the revision
+// has not been fenced in the abort set KEYS[2], and the optional lock
+// KEYS[3] holds the caller's token.
+//
+// ARGV[1] is the expected incarnation, ARGV[2] the expected revision (0: no
+// token may exist), ARGV[3] the new incarnation, ARGV[4] the new revision,
+// ARGV[5] the hash TTL in ms (0: none), ARGV[6] the lock token, ARGV[7] a
+// random write ID, ARGV[8...] the new field, value pairs. The write ID is
+// stored (field "w"), so that the same script sent again by a client that
+// lost the connection after Redis ran it (go-redis retries) answers
+// commitOK instead of a conflict. Overtaken-score fields ("o…") survive a save
+// that keeps the incarnation; a new incarnation takes those that
+// settleScript recorded for it in the abort set while it was in flight.
+//
+// It returns {commitOK}, {commitConflict, current revision},
+// {commitLockLost} or {commitAborted}.
+var commitScript = redis.NewScript(`
+local h = KEYS[1]
+if redis.call('SISMEMBER', KEYS[2], ARGV[3] .. ':' .. ARGV[4]) == 1 then return {3} end
+local v = redis.call('HGET', h, 'v')
+if v and v == ARGV[4] and (redis.call('HGET', h, 'n') or '') == ARGV[3] and redis.call('HGET', h, 'w') == ARGV[7] then
+  return {0} -- this very write, sent again after a cut connection
+end
+local expect = tonumber(ARGV[2])
+if expect == 0 then
+  if v then return {1, tonumber(v)} end
+elseif not v or tonumber(v) ~= expect or (redis.call('HGET', h, 'n') or '') ~= ARGV[1] then
+  return {1, tonumber(v or '0')}
+end
+if #KEYS > 2 and redis.call('GET', KEYS[3]) ~= ARGV[6] then return {2} end
+local keep = {}
+if v and ARGV[1] == ARGV[3] then
+  local all = redis.call('HGETALL', h)
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 1) == 'o' then
+      keep[#keep + 1] = all[i]
+      keep[#keep + 1] = all[i + 1]
+    end
+  end
+elseif ARGV[1] ~= ARGV[3] then
+  local best, pre = {}, 'o:' .. ARGV[3] .. ':'
+  for _, e in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    if string.sub(e, 1, string.len(pre)) == pre then
+      local rest = string.sub(e, string.len(pre) + 1)
+      local sep = string.find(rest, ':', 1, true)
+      local f, sc = string.sub(rest, 1, sep - 1), tonumber(string.sub(rest, sep + 1))
+      if best[f] == nil or sc > best[f] then best[f] = sc end
+      redis.call('SREM', KEYS[2], e)
+    end
+  end
+  for f, sc in pairs(best) do
+    keep[#keep + 1] = f
+    keep[#keep + 1] = string.format('%d', sc)
+  end
+end
+redis.call('DEL', h)
+redis.call('HSET', h, 'v', ARGV[4], 'w', ARGV[7])
+if ARGV[3] ~= '' then redis.call('HSET', h, 'n', ARGV[3]) end
+for i = 8, #ARGV, 200 do
+  redis.call('HSET', h, unpack(ARGV, i, math.min(i + 199, #ARGV)))
+end
+for i = 1, #keep, 2 do
+  local cur = tonumber(redis.call('HGET', h, keep[i]) or '0')
+  if tonumber(keep[i + 1]) > cur then redis.call('HSET', h, keep[i], keep[i + 1]) end
+end
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then redis.call('PEXPIRE', h, ttl) end
+return {0}
+`)
+
+// deleteScript deletes the token hash KEYS[1] when it is of incarnation
+// ARGV[1] ("*": any) and returns {deleteDone, its fields}. Otherwise it
+// records "ARGV[1]:1" in the abort set KEYS[2] (TTL ARGV[2] ms), so that a
+// pending insert of that incarnation can never commit, and returns
+// {deleteAbsent}.
+var deleteScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], 'v')
+local n = redis.call('HGET', KEYS[1], 'n') or ''
+if v and (ARGV[1] == '*' or n == ARGV[1]) then
+  local all = redis.call('HGETALL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  return {0, all}
+end
+if ARGV[1] ~= '*' then
+  redis.call('SADD', KEYS[2], ARGV[1] .. ':1')
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return {1}
+`)
+
+// dropScript removes from the index KEYS[1] the members with prefix ARGV[1]
+// ("ID:incarnation:") whose revision is at most ARGV[2]: the entries of a
+// value the token no longer holds. A claim of a later revision, which may
+// be moving the token back onto the value, stays. A legacy string entry
+// "ID:revision" of that ID goes too. It returns how many it removed.
+var dropScript = redis.NewScript(`
+local key, prefix, maxrev = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local t = redis.call('TYPE', key)
+if type(t) == 'table' then t = t.ok end
+if t == 'string' then
+  local v = redis.call('GET', key)
+  local id = string.sub(prefix, 1, string.find(prefix, ':', 1, true))
+  if string.sub(v, 1, string.len(id)) == id then
+    redis.call('DEL', key)
+    return 1
+  end
+  return 0
+elseif t ~= 'zset' then
   return 0
 end
-redis.call('HDEL', KEYS[1], 'p')
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-else
-  redis.call('PERSIST', KEYS[1])
+local plen, n = string.len(prefix), 0
+for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+  if string.sub(m, 1, plen) == prefix then
+    local rev = tonumber(string.sub(m, plen + 1))
+    if rev and rev <= maxrev then
+      redis.call('ZREM', key, m)
+      n = n + 1
+    end
+  end
 end
-return 1
+return n
 `)
 
 // pipelineScripts are the scripts queued in pipelines, where they run as
 // EVALSHA: Store.pipelined loads them first.
-var pipelineScripts = []*redis.Script{dropIndexScript, finalizeScript}
-
-// dropIndexScript deletes the index entry KEYS[1] if it names the token ARGV[1]
-// at a revision below ARGV[2]. It returns 1 when it deleted the entry.
-var dropIndexScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if not v then
-  return 0
-end
-local sep = string.find(v, ':', 1, true)
-if not sep or string.sub(v, 1, sep - 1) ~= ARGV[1] then
-  return 0
-end
-local rev = tonumber(string.sub(v, sep + 1))
-if rev and rev < tonumber(ARGV[2]) then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
-`)
+var pipelineScripts = []*redis.Script{claimScript, settleScript, dropScript, deleteScript, commitScript}

@@ -35,14 +35,15 @@ func (s *Store) Walk(ctx context.Context, fn func(tokencache.Token) error) error
 			return wrap("walk", err)
 		}
 		page, cmds = page[:0], cmds[:0]
-		for _, id := range ids {
-			if tokencache.ValidateID(id) == nil {
-				page = append(page, id)
+		for _, m := range ids {
+			if _, _, ok := parseSetMember(m); ok {
+				page = append(page, m)
 			}
 		}
 		if len(page) > 0 {
 			_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for _, id := range page {
+				for _, m := range page {
+					id, _, _ := parseSetMember(m)
 					cmds = append(cmds, p.HGetAll(ctx, s.keys.hash(id)))
 				}
 				return nil
@@ -57,14 +58,44 @@ func (s *Store) Walk(ctx context.Context, fn func(tokencache.Token) error) error
 			if len(m) == 0 {
 				continue // expired or deleted since the scan
 			}
-			d, err := decodeFields(page[i], m)
+			id, inc, _ := parseSetMember(page[i])
+			d, err := decodeFields(id, m)
 			if err != nil {
 				return wrap("walk", err)
 			}
-			if d.pending || !d.token.Live(now) {
-				continue
+			if d.inc != inc || !d.token.Live(now) {
+				continue // a member of an earlier incarnation, or an expired token
 			}
 			if err := fn(d.token); err != nil {
+				return err
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
+
+// eachMemberPage scans the set of IDs and calls fn with each page of its
+// members (at most about batchSize), holding one page at a time: SSCAN may
+// pass a member twice, so fn must be idempotent, as a delete is.
+func (s *Store) eachMemberPage(ctx context.Context, fn func(members []string) error) error {
+	var cursor uint64
+	page := make([]string, 0, batchSize)
+	for {
+		members, next, err := s.rdb.SScan(ctx, s.keys.ids(), cursor, "", batchSize).Result()
+		if err != nil {
+			return err
+		}
+		page = page[:0]
+		for _, m := range members {
+			if _, _, ok := parseSetMember(m); ok {
+				page = append(page, m)
+			}
+		}
+		if len(page) > 0 {
+			if err := fn(page); err != nil {
 				return err
 			}
 		}

@@ -69,7 +69,10 @@ ensure_mariadb() {
     start-stop-daemon --start --oknodo --background --chuid mysql --exec /usr/sbin/mariadbd -- --user=mysql
   fi
   wait_for mysqladmin ping || die "MariaDB did not start"
+  # A TCP connection from 127.0.0.1 may be matched as root@localhost, which a fresh
+  # Debian install authenticates by unix_socket only: let it in without a password too.
   mysql -u root <<'SQL'
+ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');
 CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 CREATE DATABASE IF NOT EXISTS test;

@@ -92,7 +92,7 @@ func (s *Store) beginFlight(ctx context.Context, id string, version int64, holde
 		_, err = tx.ExecContext(ctx, s.fq.insert, id, version, []byte(holder), until)
 	case err != nil:
 		return false, tokencache.Flight{}, err
-	case cur.Holder != holder && cur.Until.After(now):
+	case cur.Holder != holder && cur.Until.After(now) && cur.Version >= version:
 		return false, cur, nil
 	default:
 		_, err = tx.ExecContext(ctx, s.fq.update, version, []byte(holder), until, id)

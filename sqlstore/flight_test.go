@@ -85,6 +85,9 @@ func TestFlightLifecycle(t *testing.T) {
 	if ok, _, _ := s.BeginFlight(bg(), "t", 3, "h1", 10*time.Second); !ok {
 		t.Errorf("the same holder again: refused")
 	}
+	if ok, _, _ := s.BeginFlight(bg(), "t", 2, "h2", 10*time.Second); ok {
+		t.Errorf("another holder took a live mark with an earlier revision")
+	}
 	c.add(8 * time.Second)
 	if ok, err := s.ExtendFlight(bg(), "t", "h1", 10*time.Second); err != nil || !ok {
 		t.Errorf("ExtendFlight = %v, %v", ok, err)
@@ -112,7 +115,12 @@ func TestFlightLifecycle(t *testing.T) {
 	if ok, _, err := s.BeginFlight(bg(), "t", 4, "h2", 10*time.Second); err != nil || !ok {
 		t.Errorf("h2 after the mark expired: %v, %v", ok, err)
 	}
-	if err := s.EndFlight(bg(), "t", "h2"); err != nil {
+	// A live mark of an earlier revision (its answer saved, the mark not
+	// ended) does not stop the next revision's refresh.
+	if ok, _, err := s.BeginFlight(bg(), "t", 5, "h3", 10*time.Second); err != nil || !ok {
+		t.Errorf("h3 on revision 5 over h2's live mark of revision 4: %v, %v", ok, err)
+	}
+	if err := s.EndFlight(bg(), "t", "h3"); err != nil {
 		t.Fatal(err)
 	}
 	if _, found, _ := s.CurrentFlight(bg(), "t"); found {

@@ -86,11 +86,15 @@ func toToken(c cells) (tokencache.Token, error) {
 }
 
 // parseExpiry reads an expiry_time cell: epoch milliseconds as a decimal
-// string; empty means the access token never expires.
+// string ("1700000000000", or "1700000000000.0" as a float written by a
+// script); empty means the access token never expires.
 func parseExpiry(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return time.Time{}, nil
+	}
+	if whole, frac, ok := strings.Cut(s, "."); ok && strings.Trim(frac, "0") == "" {
+		s = whole
 	}
 	ms, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || ms < 0 {

@@ -90,6 +90,9 @@ func TestReadCSVOlderFormats(t *testing.T) {
 			"5,u,c,s,r,a,g,,https://cb,https://api\n",
 			tokencache.Token{ID: "5", UserName: "u", ClientID: "c", ClientSecret: "s", RefreshToken: "r", AccessToken: "a", GrantToken: "g",
 				RedirectURL: "https://cb", APIDomain: "https://api"}},
+		{"expiry_time written as a float",
+			"id,user_name,client_id,refresh_token,expiry_time\n3,u,c,r,1893456000000.0\n",
+			tokencache.Token{ID: "3", UserName: "u", ClientID: "c", RefreshToken: "r", Expiry: time.UnixMilli(1893456000000)}},
 		{"byte order mark, blank lines, extra column",
 			"\ufeffid,user_name,client_id,refresh_token,comment\n\n9,u,c,r,anything\n\n",
 			tokencache.Token{ID: "9", UserName: "u", ClientID: "c", RefreshToken: "r"}},
@@ -300,6 +303,28 @@ func TestReadDB(t *testing.T) {
 			}
 			if r := got["4"]; !errors.Is(r.Err, zohofmt.ErrBadRow) || !strings.Contains(r.Name("row"), "id 4") {
 				t.Errorf("id 4 with a bad expiry_time: %v (%s), want ErrBadRow naming id 4", r.Err, r.Name("row"))
+			}
+
+			// Into a store and back out as the FileStore CSV: the same tokens.
+			store := memstore.New()
+			for _, id := range []string{"1", "2", "3"} {
+				tok := got[id].Token
+				if err := store.SaveToken(ctx, &tok); err != nil {
+					t.Fatalf("importing id %s: %v", id, err)
+				}
+			}
+			exported, err := store.GetTokens(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if err := zohofmt.WriteCSV(&buf, exported); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range readAll(t, buf.String()) {
+				if w, ok := want[r.ID]; !ok || r.Err != nil || !sameToken(r.Token, w) {
+					t.Errorf("exported id %s: %#v, %v\nwant %#v", r.ID, r.Token, r.Err, w)
+				}
 			}
 
 			// Bad table names are refused before any SQL is sent.

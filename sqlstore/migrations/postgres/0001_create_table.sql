@@ -1,9 +1,11 @@
--- One row per token. String fields are bytes: a token may hold NUL or
--- invalid UTF-8, which PostgreSQL's text refuses. The *_key columns hold
--- digests of the lookup values (never the values), unique so that the
--- database itself refuses a second token for one identity.
+-- One row per token. IDs compare byte for byte (COLLATE "C", as on the
+-- other databases), which Walk's keyset pages rely on. String fields are
+-- bytes: a token may hold NUL or invalid UTF-8, which PostgreSQL's text
+-- refuses. The *_key columns hold digests of the lookup values (never the
+-- values), unique so that the database itself refuses a second token for
+-- one identity.
 CREATE TABLE IF NOT EXISTS {table} (
-	id            TEXT PRIMARY KEY,
+	id            TEXT COLLATE "C" PRIMARY KEY,
 	version       BIGINT NOT NULL,
 	user_name     BYTEA NOT NULL,
 	client_id     BYTEA NOT NULL,
