@@ -48,13 +48,13 @@ type modelSeed struct {
 // sequential semantics and the hint caches of several processes, and runs
 // with a fault at every command of a share of the operations.
 var modelSeeds = []modelSeed{
-	{seed: 1, steps: 200},
-	{seed: 2, steps: 200},
-	{seed: 3, steps: 200},
-	{seed: 11, steps: 80, faultRate: 0.25},
-	{seed: 12, steps: 80, faultRate: 0.25},
-	{seed: 13, steps: 80, faultRate: 0.25},
-	{seed: 14, steps: 80, faultRate: 0.25},
+	{seed: 1, steps: 150},
+	{seed: 2, steps: 150},
+	{seed: 3, steps: 150},
+	{seed: 11, steps: 60, faultRate: 0.25},
+	{seed: 12, steps: 60, faultRate: 0.25},
+	{seed: 13, steps: 60, faultRate: 0.25},
+	{seed: 14, steps: 60, faultRate: 0.25},
 }
 
 // knownBroken lists the seeds of the fixed set that the redisstore of
@@ -66,7 +66,7 @@ var knownBroken = map[uint64]string{
 	2:  "moving a token off a shared access token drops the other holder's entry (issue 7, case 2)",
 	3:  "a token with an Expiry 300 years ahead is unreachable by user name (issue 7, case 7)",
 	11: "a process's hint returns an older holder of a shared access token (issue 7, case 6)",
-	12: "a process's hint returns an older holder of a shared access token (issue 7, case 6)",
+	12: "go-redis re-sends the write script after a cut connection and the save runs twice (revision +2)",
 	13: "an interrupted save leaves the token unreachable by its new user name (issue 7, case 1)",
 	14: "moving a token off a shared refresh token drops the other holder's entry (issue 7, case 2)",
 }
