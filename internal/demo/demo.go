@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -327,30 +325,23 @@ func demoNamespace(base string) string {
 
 // demoOAuth is an oauthtest server on a loopback port.
 type demoOAuth struct {
-	srv  *oauthtest.Server
-	http *http.Server
+	srv   *oauthtest.Server
+	close func() error
 }
 
 func startDemoOAuth(lifetime time.Duration, secret string) (*demoOAuth, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("starting the demo OAuth server: %w", err)
-	}
-	srv := oauthtest.New(
+	srv, stop, err := oauthtest.Listen("127.0.0.1:0",
 		oauthtest.WithClient(demoClientID, secret, demoRedirectURL),
 		oauthtest.WithAccessTokenLifetime(lifetime),
 		oauthtest.WithRefreshMode(oauthtest.RotateRefreshToken),
-		oauthtest.WithBaseURL("http://"+ln.Addr().String()),
 	)
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	return &demoOAuth{srv: srv, http: hs}, nil
+	if err != nil {
+		return nil, fmt.Errorf("starting the demo OAuth server: %w", err)
+	}
+	return &demoOAuth{srv: srv, close: stop}, nil
 }
 
-func (d *demoOAuth) stop() {
-	d.srv.Close()
-	_ = d.http.Close()
-}
+func (d *demoOAuth) stop() { _ = d.close() }
 
 // demoFleet is the worker processes' latest reports. It is safe for
 // concurrent use.
