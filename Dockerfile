@@ -17,9 +17,17 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 
 COPY . .
 # A static binary (no cgo), without paths of the build machine or debug data.
+# .git stays out of the build context, so "tokencache version" learns the
+# commit from build arguments:
+#   docker build --build-arg VCS_REVISION=$(git rev-parse HEAD) \
+#     --build-arg VCS_TIME=$(git show -s --format=%cI) --build-arg VERSION=v1.2.3 .
+ARG VERSION=""
+ARG VCS_REVISION=""
+ARG VCS_TIME=""
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags="-s -w" \
+    CGO_ENABLED=0 go build -trimpath -buildvcs=false \
+        -ldflags="-s -w -X github.com/tokencache/tokencache/internal/version.linkedVersion=${VERSION} -X github.com/tokencache/tokencache/internal/version.linkedRevision=${VCS_REVISION} -X github.com/tokencache/tokencache/internal/version.linkedTime=${VCS_TIME}" \
         -o /out/tokencache ./cmd/tokencache
 # An empty directory for the grant code that oauth-server hands to the
 # workers in docker-compose.yml; the runtime image has no shell to make it.

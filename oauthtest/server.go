@@ -131,8 +131,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // URL returns the server's base URL, such as "http://127.0.0.1:40123": the
-// one Start listens on, or the one given to WithBaseURL. It is empty for a
-// server made by New without WithBaseURL.
+// one Start or Listen listens on, or the one given to WithBaseURL. It is
+// empty for a server made by New without WithBaseURL, which cannot know
+// where it is served: outside a test, run it with Listen.
 func (s *Server) URL() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -259,3 +259,26 @@ func TestDemoWorkerStopsWhenStdinCloses(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoRestartRedis: a restart of the embedded Redis without
+// persistence half way costs the fleet its token, and costs nothing with a
+// durable record.
+func TestDemoRestartRedis(t *testing.T) {
+	t.Setenv(cli.EnvRedisURL, "")
+	args := []string{"demo", "--workers", "2", "--goroutines", "2", "--baseline-goroutines", "0", "--duration", "4s", "--token-lifetime", "2s", "--restart-redis"}
+	var stdout, stderr demoBuffer
+	code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
+	if code != 1 || !strings.Contains(stdout.String(), "FAIL:") || !strings.Contains(stderr.String(), "every key is lost (no durable record)") {
+		t.Errorf("without a record: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	var stdout2, stderr2 demoBuffer
+	dsn := "sqlite:" + t.TempDir() + "/record.db"
+	code = run(context.Background(), append(args, "--durable", dsn), strings.NewReader(""), &stdout2, &stderr2)
+	if code != 0 || !strings.Contains(stdout2.String(), "PASS:") || !strings.Contains(stdout2.String(), "restarted half way without persistence, a durable record") {
+		t.Errorf("with a record: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout2.String(), stderr2.String())
+	}
+	var out demoBuffer
+	if code := run(context.Background(), []string{"demo", "--restart-redis", "--redis", "redis://127.0.0.1:1"}, strings.NewReader(""), &out, &out); code != 2 {
+		t.Errorf("--restart-redis with --redis: exit %d, want 2: %s", code, out.String())
+	}
+}

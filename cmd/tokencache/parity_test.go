@@ -95,3 +95,54 @@ func TestRefreshRetentionSetting(t *testing.T) {
 		t.Errorf("TTL %v with --refresh-retention 1h, want about 1h1m (default retention is 90 days)", ttl)
 	}
 }
+
+// TestIndexKeyRotation follows the README's rotation procedure: tokens
+// indexed without a key, then with key A, move to key B with reindex, and
+// are found by user under B alone afterwards.
+func TestIndexKeyRotation(t *testing.T) {
+	e := newAdminEnv(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	keyFile := func(name, key string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(key), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, b := keyFile("a", "key A, 32 bytes or more of it......"), keyFile("b", "key B, 32 bytes or more of it......")
+	for _, u := range []string{"u1", "u2", "u3"} {
+		e.save(t, fullToken(u, "1000.R", time.Now().Add(time.Hour))) // plain SHA-256 digests
+	}
+	show := func(extra ...string) int {
+		t.Helper()
+		return e.run(t, "", withStoreFlags([]string{"show", "--user", "u2", "--client", "1000.R"}, extra...)...).code
+	}
+	if code := show("--index-key-file", a); code != cli.ExitNotFound {
+		t.Fatalf("under a new key without the previous one: exit %d, want 3", code)
+	}
+	if code := show("--index-key-file", a, "--previous-plain-index"); code != 0 {
+		t.Fatalf("with --previous-plain-index: exit %d, want 0", code)
+	}
+	r := e.run(t, "", "reindex", "--index-key-file", a, "--previous-plain-index")
+	wantCode(t, "reindex to A", r, 0)
+	if !strings.Contains(r.stdout, "reindexed 3 tokens") {
+		t.Errorf("reindex said %q", r.stdout)
+	}
+	if code := show("--index-key-file", a); code != 0 {
+		t.Errorf("under A after reindex: exit %d, want 0", code)
+	}
+	// A to B, with the key files in the environment as a fleet has them.
+	t.Setenv(cli.EnvIndexKeyFile, b)
+	t.Setenv(cli.EnvPreviousIndexFiles, a)
+	wantCode(t, "reindex to B", e.run(t, "", "reindex"), 0)
+	t.Setenv(cli.EnvPreviousIndexFiles, "")
+	if code := show(); code != 0 {
+		t.Errorf("under B alone after reindex: exit %d, want 0", code)
+	}
+	app := redisstore.New(e.tg.Client(t), redisstore.WithNamespace(e.ns), redisstore.WithIndexKey([]byte("key B, 32 bytes or more of it......")))
+	if _, err := app.FindToken(ctx, tokencache.Token{UserName: "u3", ClientID: "1000.R"}); err != nil {
+		t.Errorf("an application with key B: %v", err)
+	}
+	oneLineError(t, "previous key without a current one", e.run(t, "", "list", "--index-key-file", "", "--previous-plain-index"), cli.ExitUsage)
+}

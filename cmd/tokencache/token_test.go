@@ -96,6 +96,9 @@ func TestTokenErrors(t *testing.T) {
 		AccessToken: secretMark + "-a", RefreshToken: secretMark + "-unknown", Expiry: time.Now().Add(-time.Minute)})
 	r := e.run(t, "", append([]string{"token", "--user", "dead", "--client", oauthtest.DefaultClientID}, base...)...)
 	line = oneLineError(t, "dead refresh token", r, cli.ExitFailure)
+	if strings.Count(line, "refresher:") > 1 || strings.Count(line, "refresh:") > 1 {
+		t.Errorf("the error repeats its prefixes: %q", line)
+	}
 	noSecrets(t, "dead refresh token", r)
 	if !strings.Contains(line, "authorize again") {
 		t.Errorf("dead refresh token: %q", line)

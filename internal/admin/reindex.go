@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -21,13 +22,17 @@ func NewCmdReindex(f *cli.Factory, runF func(context.Context, *ReindexOptions) e
 		Short: "Move every token's index entries to the current index key (key rotation)",
 		Long: `Rewrite the index entries of every token of the namespace under the current
 index key (--index-key-file or TOKENCACHE_INDEX_KEY) and remove those under the
-previous keys (--previous-index-key-file or TOKENCACHE_PREVIOUS_INDEX_KEY). It
-is safe while the fleet runs, and can be run again after a failure.
+previous keys (--previous-index-key-file or TOKENCACHE_PREVIOUS_INDEX_KEY; or
+--previous-plain-index when the store had no index key). It is safe while the
+fleet runs, and can simply be run again after a failure.
 
-Rotation: (1) deploy the fleet with the new key as its index key and the old
-one as a previous key: it finds tokens under either and writes under the new
-one; (2) run "tokencache reindex" with the same settings; (3) drop the
-previous key from the fleet's settings.`,
+Rotation, with no downtime:
+  1. Deploy the fleet with the new key as its index key and the old one as a
+     previous key (redisstore.WithIndexKey(new),
+     redisstore.WithPreviousIndexKeys(old)): lookups find tokens under either
+     key, and every save writes under the new one.
+  2. Run "tokencache reindex" with the same settings.
+  3. Drop the previous key from the fleet's settings.`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -43,6 +48,11 @@ previous key from the fleet's settings.`,
 // RunReindex moves the index entries.
 func RunReindex(ctx context.Context, o *ReindexOptions) error {
 	return o.F.WithStore(ctx, func(c *cli.Conn) error {
-		return cli.UsageErrorf("reindex: this build's store has no index-key rotation yet")
+		moved, err := c.Store.Reindex(ctx)
+		if err != nil {
+			return fmt.Errorf("reindex stopped after %d tokens (run it again to finish): %w", moved, err)
+		}
+		fmt.Fprintf(o.F.IO.Out, "reindexed %d tokens of namespace %s under the current index key\n", moved, c.Store.Namespace())
+		return nil
 	})
 }

@@ -28,6 +28,7 @@ const (
 	EnvIndexKeyFile       = "TOKENCACHE_INDEX_KEY_FILE"
 	EnvPreviousIndexKey   = "TOKENCACHE_PREVIOUS_INDEX_KEY"
 	EnvPreviousIndexFiles = "TOKENCACHE_PREVIOUS_INDEX_KEY_FILE"
+	EnvPreviousPlainIndex = "TOKENCACHE_PREVIOUS_PLAIN_INDEX"
 	EnvRefreshRetention   = "TOKENCACHE_REFRESH_RETENTION"
 	EnvDurable            = "TOKENCACHE_DURABLE"
 
@@ -54,6 +55,7 @@ type Settings struct {
 	Namespace             string
 	IndexKeyFile          string
 	PreviousIndexKeyFiles []string
+	PreviousPlainIndex    bool // the store used plain SHA-256 digests (no index key) before
 	RefreshRetention      time.Duration
 	Durable               string
 }
@@ -83,6 +85,8 @@ func (s *Settings) AddStoreFlags(cmd *cobra.Command) {
 		"file holding the index key, as the application's redisstore.WithIndexKey (env "+EnvIndexKeyFile+"; or the key itself in "+EnvIndexKey+")")
 	f.StringArrayVar(&s.PreviousIndexKeyFiles, "previous-index-key-file", nil,
 		"file holding an index key being rotated out: lookups try it after the current one; repeatable (env "+EnvPreviousIndexFiles+", comma-separated; or the key in "+EnvPreviousIndexKey+")")
+	f.BoolVar(&s.PreviousPlainIndex, "previous-plain-index", false,
+		"the store had no index key before (plain SHA-256 digests): lookups try those after the current key (env "+EnvPreviousPlainIndex+"=1)")
 	f.DurationVar(&s.RefreshRetention, "refresh-retention", redisstore.DefaultRefreshRetention,
 		"how long a token with a refresh token outlives its access token, as redisstore.WithRefreshRetention; 0 keeps it until deleted (env "+EnvRefreshRetention+")")
 	f.StringVar(&s.Durable, "durable", "", "the durable record behind Redis: postgres://…, mysql://… or sqlite:PATH (env "+EnvDurable+")")
@@ -110,6 +114,17 @@ func (s *Settings) Resolve(cmd *cobra.Command) error {
 	if fl := f.Lookup("previous-index-key-file"); fl != nil && !fl.Changed {
 		if v := s.getenv(EnvPreviousIndexFiles); v != "" {
 			s.PreviousIndexKeyFiles = strings.Split(v, ",")
+		}
+	}
+	if fl := f.Lookup("previous-plain-index"); fl != nil && !fl.Changed {
+		switch v := s.getenv(EnvPreviousPlainIndex); v {
+		case "":
+		case "1", "true", "yes":
+			s.PreviousPlainIndex = true
+		case "0", "false", "no":
+			s.PreviousPlainIndex = false
+		default:
+			return UsageErrorf("%s=%q: want 1 or 0", EnvPreviousPlainIndex, v)
 		}
 	}
 	if fl := f.Lookup("refresh-retention"); fl != nil && !fl.Changed {
@@ -225,18 +240,14 @@ func (s *Settings) StoreOptions() ([]redisstore.Option, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.PreviousPlainIndex {
+		prev = append(prev, nil) // redisstore: an empty key stands for plain SHA-256
+	}
 	if len(prev) > 0 {
-		o, err := previousIndexKeysOption(prev)
-		if err != nil {
-			return nil, err
+		if key == nil {
+			return nil, UsageErrorf("previous index keys need a current one (--index-key-file or %s): the rotation goes to it", EnvIndexKey)
 		}
-		opts = append(opts, o)
+		opts = append(opts, redisstore.WithPreviousIndexKeys(prev...))
 	}
 	return opts, nil
-}
-
-// previousIndexKeysOption is the store option for keys being rotated out.
-func previousIndexKeysOption(keys [][]byte) (redisstore.Option, error) {
-	_ = keys
-	return nil, UsageErrorf("--previous-index-key-file: this build's store cannot read with a previous index key yet")
 }

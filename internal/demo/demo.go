@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -46,6 +44,8 @@ type Options struct {
 	callInterval       time.Duration
 	user               string
 	otel               string
+
+	restartRedis bool // restart the embedded Redis without persistence half way
 
 	explicitRedis bool // --redis or its environment variable was given
 }
@@ -95,6 +95,9 @@ calls failed.`,
 			if err := o.validate(); err != nil {
 				return err
 			}
+			if o.restartRedis && o.explicitRedis {
+				return cli.UsageErrorf("--restart-redis restarts the embedded Redis: it does not go with --redis")
+			}
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
@@ -118,6 +121,8 @@ calls failed.`,
 		"renew a token this long before it expires (default: a third of --token-lifetime; the library's 60 s would make short tokens always due)")
 	fl.DurationVar(&o.callInterval, "call-interval", 20*time.Millisecond, "pause between two calls of a goroutine")
 	fl.StringVar(&o.user, "user", "demo-user", "user name of the shared token")
+	fl.BoolVar(&o.restartRedis, "restart-redis", false,
+		"half way through, restart the embedded Redis without persistence, losing every key: without --durable the fleet loses its token; with --durable sqlite:PATH (or another record) it does not")
 	fl.StringVar(&o.otel, "otel", otelsetup.None, `telemetry: "none", or "stdout" to print each worker's OpenTelemetry metrics after the table`)
 	return cmd
 }
@@ -163,8 +168,9 @@ func Run(ctx context.Context, o *Options) error {
 	settings := o.F.Settings
 	redisOpts := settings.ConnectOptions()
 	redisLabel := "Redis at " + connect.Redact(settings.RedisURL)
+	var mr *miniredis.Miniredis
 	if !explicitRedis {
-		mr := miniredis.NewMiniRedis()
+		mr = miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
 			return fmt.Errorf("starting the embedded Redis: %w", err)
 		}
@@ -191,7 +197,18 @@ func Run(ctx context.Context, o *Options) error {
 			fmt.Fprintf(stderr, "demo: deleted the %d keys of namespace %s\n", n, ns)
 		}()
 	}
-	store := redisstore.New(rdb, redisstore.WithNamespace(ns))
+	storeOpts := []redisstore.Option{redisstore.WithNamespace(ns)}
+	recordLabel := "no durable record"
+	if settings.Durable != "" {
+		rec, err := o.F.OpenDurable(ctx, settings.Durable, settings)
+		if err != nil {
+			return err
+		}
+		defer rec.Close()
+		storeOpts = append(storeOpts, redisstore.WithDurableStore(rec))
+		recordLabel = "a durable record (--durable)"
+	}
+	store := redisstore.New(rdb, storeOpts...)
 
 	// Two OAuth servers with their own counters: one for the fleet that uses
 	// tokencache, one for the baseline.
@@ -239,7 +256,7 @@ func Run(ctx context.Context, o *Options) error {
 			BaselineAccessToken: baseIssued.AccessToken, BaselineRefreshToken: baseIssued.RefreshToken, BaselineExpiry: baseIssued.Expiry,
 			Goroutines: o.goroutines, BaselineGoroutines: o.baselineGoroutines,
 			Deadline: deadline, Window: o.window, CallInterval: o.callInterval, ReportInterval: 500 * time.Millisecond,
-			OTel: o.otel,
+			OTel: o.otel, Durable: settings.Durable,
 		}
 		if err := fleet.start(ctx, exe, spec, stderr, results); err != nil {
 			cancel()
@@ -261,9 +278,25 @@ func Run(ctx context.Context, o *Options) error {
 	defer tick.Stop()
 	late := time.NewTimer(time.Until(deadline) + demoWorkerWait)
 	defer late.Stop()
+	var restart <-chan time.Time // fires once, half way, with --restart-redis
+	if o.restartRedis && mr != nil {
+		restart = time.After(o.duration / 2)
+	}
+	restarted := false
 	var errs []error
 	for pending := o.workers; pending > 0; {
 		select {
+		case <-restart:
+			// A restart without persistence: every key is gone.
+			mr.FlushAll()
+			mr.Close()
+			if err := mr.Restart(); err != nil {
+				errs = append(errs, fmt.Errorf("restarting the embedded Redis: %w", err))
+				cancel()
+			}
+			restarted = true
+			fmt.Fprintf(stderr, "\ndemo: restarted the embedded Redis without persistence at %v: every key is lost (%s)\n",
+				time.Since(begin).Round(100*time.Millisecond), recordLabel)
 		case err := <-results:
 			pending--
 			errs = append(errs, err)
@@ -292,6 +325,9 @@ func Run(ctx context.Context, o *Options) error {
 		return err
 	}
 
+	if restarted {
+		redisLabel += ", restarted half way without persistence, " + recordLabel
+	}
 	res := demoResult{
 		opts: *o, redis: redisLabel, elapsed: time.Since(started),
 		cache:      fleet.total(func(r Report) demoCounts { return r.Cache }),
@@ -327,30 +363,23 @@ func demoNamespace(base string) string {
 
 // demoOAuth is an oauthtest server on a loopback port.
 type demoOAuth struct {
-	srv  *oauthtest.Server
-	http *http.Server
+	srv   *oauthtest.Server
+	close func() error
 }
 
 func startDemoOAuth(lifetime time.Duration, secret string) (*demoOAuth, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("starting the demo OAuth server: %w", err)
-	}
-	srv := oauthtest.New(
+	srv, stop, err := oauthtest.Listen("127.0.0.1:0",
 		oauthtest.WithClient(demoClientID, secret, demoRedirectURL),
 		oauthtest.WithAccessTokenLifetime(lifetime),
 		oauthtest.WithRefreshMode(oauthtest.RotateRefreshToken),
-		oauthtest.WithBaseURL("http://"+ln.Addr().String()),
 	)
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	return &demoOAuth{srv: srv, http: hs}, nil
+	if err != nil {
+		return nil, fmt.Errorf("starting the demo OAuth server: %w", err)
+	}
+	return &demoOAuth{srv: srv, close: stop}, nil
 }
 
-func (d *demoOAuth) stop() {
-	d.srv.Close()
-	_ = d.http.Close()
-}
+func (d *demoOAuth) stop() { _ = d.close() }
 
 // demoFleet is the worker processes' latest reports. It is safe for
 // concurrent use.

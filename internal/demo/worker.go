@@ -25,6 +25,7 @@ import (
 	"github.com/tokencache/tokencache/lock"
 	"github.com/tokencache/tokencache/redisstore"
 	"github.com/tokencache/tokencache/refresher"
+	"github.com/tokencache/tokencache/sqlstore"
 )
 
 // WorkerSpec is what the demo tells each worker process, as one JSON
@@ -62,7 +63,8 @@ type WorkerSpec struct {
 	Window             time.Duration `json:"window"`
 	CallInterval       time.Duration `json:"call_interval"`
 	ReportInterval     time.Duration `json:"report_interval"`
-	OTel               string        `json:"otel"` // otelsetup.None or otelsetup.Stdout
+	OTel               string        `json:"otel"`              // otelsetup.None or otelsetup.Stdout
+	Durable            string        `json:"durable,omitempty"` // the record's DSN, or ""
 }
 
 // demoCallTimeout bounds one call (token and request) of a demo worker.
@@ -125,7 +127,16 @@ func RunWorker(ctx context.Context, o *WorkerOptions) error {
 	if err != nil {
 		return fmt.Errorf("demo-worker: %w", err)
 	}
-	store := redisstore.New(rdb, append(tel.StoreOptions(), redisstore.WithNamespace(spec.Namespace))...)
+	storeOpts := append(tel.StoreOptions(), redisstore.WithNamespace(spec.Namespace))
+	if spec.Durable != "" {
+		rec, err := sqlstore.Open(ctx, spec.Durable)
+		if err != nil {
+			return fmt.Errorf("demo-worker: the durable record: %w", err)
+		}
+		defer rec.Close()
+		storeOpts = append(storeOpts, redisstore.WithDurableStore(rec))
+	}
+	store := redisstore.New(rdb, storeOpts...)
 	locker := lock.New(rdb, lock.WithNamespace(spec.Namespace))
 	defer locker.Close()
 	r := refresher.New(store, locker, refresher.NewHTTPEndpoint(spec.TokenURL),

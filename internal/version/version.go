@@ -26,10 +26,25 @@ type Info struct {
 	Platform  string `json:"platform"`
 }
 
+// Set at link time (go build -ldflags "-X …") by builds that have no VCS
+// information to stamp, such as a Docker build without .git:
+//
+//	-X github.com/tokencache/tokencache/internal/version.linkedRevision=$(git rev-parse HEAD)
+//	-X github.com/tokencache/tokencache/internal/version.linkedTime=$(git show -s --format=%cI)
+//	-X github.com/tokencache/tokencache/internal/version.linkedVersion=v1.2.3
+var linkedRevision, linkedTime, linkedVersion string
+
 // Read returns the running binary's Info.
 func Read() Info {
 	bi, _ := debug.ReadBuildInfo()
-	return fromBuildInfo(bi)
+	info := fromBuildInfo(bi)
+	if info.Revision == "" && linkedRevision != "" {
+		info.Revision, info.Time = linkedRevision, linkedTime
+	}
+	if linkedVersion != "" && (info.Version == "(devel)" || info.Version == "") {
+		info.Version = linkedVersion
+	}
+	return info
 }
 
 // fromBuildInfo reads bi (nil when the binary has none).

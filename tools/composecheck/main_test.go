@@ -46,9 +46,33 @@ func TestRepositoryComposeFile(t *testing.T) {
 	if _, ok := p.Services[u.Hostname()]; !ok {
 		t.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT %q names no service", *ep)
 	}
-	// The worker talks to the oauth service.
+	// Every image tag is pinned to a release: no "latest", no bare major.
+	for name, s := range p.Services {
+		if s.Image == "" || s.Build != nil {
+			continue
+		}
+		_, tag, _ := strings.Cut(s.Image[strings.LastIndex(s.Image, "/")+1:], ":")
+		if strings.Count(strings.TrimPrefix(tag, "v"), ".") < 2 && !strings.Contains(s.Image, "@sha256:") {
+			t.Errorf("service %s: image %q is not pinned to a release (want x.y.z)", name, s.Image)
+		}
+	}
+	// oauth and worker are probed by the binary itself, and Prometheus
+	// scrapes the workers' metrics address.
+	for _, name := range []string{"oauth", "worker"} {
+		hc := p.Services[name].HealthCheck
+		if hc == nil || !strings.Contains(strings.Join(hc.Test, " "), "tokencache healthcheck") {
+			t.Errorf("%s has no tokencache healthcheck: %+v", name, hc)
+		}
+	}
+	if got := w.DependsOn["oauth"].Condition; got != "service_healthy" {
+		t.Errorf("worker depends on oauth with condition %q, want service_healthy", got)
+	}
+	if _, ok := p.Services["prometheus"]; !ok {
+		t.Error("no prometheus service")
+	}
+	// The worker talks to the oauth service and serves its metrics.
 	cmd := strings.Join(w.Command, " ")
-	for _, want := range []string{"worker", "redis://redis:6379", "http://oauth:8080/oauth/v2/token"} {
+	for _, want := range []string{"worker", "redis://redis:6379", "http://oauth:8080/oauth/v2/token", "--metrics-addr=:9464"} {
 		if !strings.Contains(cmd, want) {
 			t.Errorf("worker command %q lacks %q", cmd, want)
 		}
