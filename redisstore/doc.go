@@ -113,7 +113,8 @@
 //	    first member scored below the best s_k found, usually after one
 //	    read). An invalid one that is resolved, dead or malformed
 //	    is removed (ZREM, best effort); a pending one younger than
-//	    pendingBound (2 s, by its score) is skipped; an older one is fenced
+//	    pendingBound (2 s, by its score) is skipped; an older one, or one
+//	    that this process's own failed save left (leftClaims), is fenced
 //	    in its own slot (settleScript) and then removed.
 //	R4. Nothing valid: each previous index key (WithPreviousIndexKeys) is
 //	    walked the same way; a hit is re-indexed under the current key.

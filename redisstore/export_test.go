@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"time"
 
 	"github.com/tokencache/tokencache"
 )
@@ -42,3 +43,9 @@ func IndexMember(ctx context.Context, s *Store, id string, rev int64) (string, e
 
 // Put exposes put to the external tests.
 func Put(ctx context.Context, s *Store, t tokencache.Token) error { return s.put(ctx, t) }
+
+// WithPendingBound shortens how long a claim that has not committed counts
+// as in flight (default 2 s), so that tests with many faults run fast.
+func WithPendingBound(d time.Duration) Option {
+	return func(c *config) { c.pendingBound = d }
+}

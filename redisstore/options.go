@@ -29,25 +29,27 @@ var ErrBadOption = errors.New("redisstore: invalid option")
 type Option func(*config)
 
 type config struct {
-	namespace string
-	retention time.Duration
-	indexKey  []byte
-	prevKeys  [][]byte // earlier index keys; a nil entry means plain SHA-256
-	acks      int      // replicas that must acknowledge a write; 0: none
-	ackWait   time.Duration
-	now       func() time.Time
-	hints     int
-	obs       Observer         // nil: nobody is told
-	durable   tokencache.Store // the record behind Redis; nil: none (WithDurableStore)
-	err       error            // the first invalid option
+	namespace    string
+	retention    time.Duration
+	indexKey     []byte
+	prevKeys     [][]byte // earlier index keys; a nil entry means plain SHA-256
+	acks         int      // replicas that must acknowledge a write; 0: none
+	ackWait      time.Duration
+	pendingBound time.Duration // tests shorten it (export_test.go)
+	now          func() time.Time
+	hints        int
+	obs          Observer         // nil: nobody is told
+	durable      tokencache.Store // the record behind Redis; nil: none (WithDurableStore)
+	err          error            // the first invalid option
 }
 
 func newConfig(opts []Option) config {
 	c := config{
-		namespace: DefaultNamespace,
-		retention: DefaultRefreshRetention,
-		now:       time.Now,
-		hints:     DefaultHintCacheSize,
+		namespace:    DefaultNamespace,
+		retention:    DefaultRefreshRetention,
+		now:          time.Now,
+		hints:        DefaultHintCacheSize,
+		pendingBound: defaultPendingBound,
 	}
 	for _, opt := range opts {
 		if opt != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -12,11 +13,11 @@ import (
 	"github.com/tokencache/tokencache"
 )
 
-// pendingBound is how long a claim of an insert (revision 1 of an
-// incarnation whose hash does not exist yet) counts as in flight. A younger
-// one makes a competing insert of the same identity wait; an older one is
-// fenced (it can then never commit) and removed.
-const pendingBound = 2 * time.Second
+// defaultPendingBound is how long a claim that has not committed counts as
+// in flight. A younger one makes a competing insert of the same identity
+// wait; an older one is fenced (it can then never commit) and removed. A
+// claim this process left behind in a failed call is fenced at once.
+const defaultPendingBound = 2 * time.Second
 
 func (s *Store) findToken(ctx context.Context, query tokencache.Token) (tokencache.Token, error) {
 	if err := tokencache.ValidateQuery(query); err != nil {
@@ -166,7 +167,7 @@ func (s *Store) walk(ctx context.Context, key string, query tokencache.Token, ki
 			// Resolved and not matching, or an update of a token that is
 			// gone: this entry can never become valid again.
 			s.dropMember(ctx, key, zm)
-		case s.now().Sub(time.UnixMilli(int64(zm.Score))) < pendingBound:
+		case s.now().Sub(time.UnixMilli(int64(zm.Score))) < s.pendingBound && !s.left.has(zm.Member.(string)):
 			r.busy = true // a claim in flight
 		default:
 			// An old claim that has not committed: fence it in its slot,
@@ -178,6 +179,7 @@ func (s *Store) walk(ctx context.Context, key string, query tokencache.Token, ki
 				r.busy = true
 			case code == settleFenced || code == settleDead:
 				s.dropMember(ctx, key, zm)
+				s.left.drop(zm.Member.(string))
 			default:
 				// It committed meanwhile, but not with this value (or it
 				// would have matched above on a reread): check again next time.
@@ -218,3 +220,44 @@ func (s *Store) dropMember(ctx context.Context, key string, zm redis.Z) {
 
 // formatScore writes a claim score as a hash field value.
 func formatScore(sc int64) string { return strconv.FormatInt(sc, 10) }
+
+// leftClaims remembers the claims of this process's saves that failed
+// before committing, so that this process fences them at once instead of
+// waiting pendingBound for them (a caller retrying a failed insert would
+// otherwise wait for its own claim). Fencing is always safe: a fenced claim
+// belongs to a call that has already returned an error. It is bounded and
+// safe for concurrent use.
+type leftClaims struct {
+	mu sync.Mutex
+	m  map[string]struct{} // guarded by mu; index members
+}
+
+const maxLeftClaims = 1024
+
+func (l *leftClaims) add(member string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = make(map[string]struct{})
+	}
+	if len(l.m) >= maxLeftClaims {
+		for k := range l.m { // random eviction: a forgotten claim just waits pendingBound
+			delete(l.m, k)
+			break
+		}
+	}
+	l.m[member] = struct{}{}
+}
+
+func (l *leftClaims) has(member string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.m[member]
+	return ok
+}
+
+func (l *leftClaims) drop(member string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.m, member)
+}

@@ -220,7 +220,15 @@ func (s *Store) saveOnce(ctx context.Context, req saveReq) (bool, error) {
 	mem := member{id: tg.id, inc: inc, rev: rev}
 
 	// Claims, ahead of the commit: the ID joins the set of IDs and every
-	// value of the new token gets its index entry.
+	// value of the new token gets its index entry. If this attempt ends
+	// without committing, this process remembers its claim so that its
+	// own next lookup fences it at once (see leftClaims).
+	committed := false
+	defer func() {
+		if !committed {
+			s.left.add(mem.String())
+		}
+	}()
 	var (
 		claimKeys [len(indexKinds)]string
 		claims    [len(indexKinds)]*redis.Cmd
@@ -326,6 +334,7 @@ func (s *Store) saveOnce(ctx context.Context, req saveReq) (bool, error) {
 		return false, fmt.Errorf("commit script replied %d", code)
 	}
 
+	committed = true
 	// Committed. Drop the entries of values the token no longer holds, and
 	// of the incarnation it replaced; a failure leaves dead entries that
 	// readers skip and remove.
@@ -374,7 +383,7 @@ func (s *Store) afterCommit(ctx context.Context, tg target, saved tokencache.Tok
 
 // abandon removes, best effort, the claims of an incarnation that will never
 // commit: its entries in keys and its member of the set of IDs. Readers
-// would otherwise wait for it for pendingBound, then fence and drop it.
+// would otherwise wait for it for the pending bound, then fence and drop it.
 func (s *Store) abandon(ctx context.Context, mem member, keys []string) {
 	_ = s.pipelined(ctx, func(p redis.Pipeliner) {
 		for _, key := range keys {

@@ -28,6 +28,9 @@ type Store struct {
 	err       error    // an invalid option; returned by every method
 	dur       *durable // the record behind Redis (WithDurableStore); nil: none
 
+	pendingBound time.Duration // see defaultPendingBound
+	left         leftClaims    // claims of failed saves of this process
+
 	scriptsLoaded atomic.Bool // pipelineScripts are loaded in Redis, as far as we know
 }
 
@@ -48,6 +51,8 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 		acks:      c.acks,
 		ackWait:   c.ackWait,
 		err:       c.err,
+
+		pendingBound: c.pendingBound,
 	}
 	for _, k := range c.prevKeys {
 		s.prev = append(s.prev, keys{ns: c.namespace, indexKey: k})

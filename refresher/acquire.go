@@ -145,7 +145,7 @@ func (r *Refresher) acquireHolding(ctx context.Context, held holding, w *waiter,
 	kept := false
 	defer func() {
 		if !kept {
-			held.release(context.WithoutCancel(ctx))
+			r.letGo(ctx, held)
 		}
 	}()
 	for {
@@ -175,7 +175,6 @@ func (r *Refresher) acquireHolding(ctx context.Context, held holding, w *waiter,
 	}
 	made, err := r.callEndpoint(ctx, seed)
 	if err != nil {
-		held.end(ctx)
 		return tokencache.Token{}, r.acquireFailed(ctx, pid, query, err)
 	}
 	save := func(ctx context.Context) (tokencache.Token, error) {
@@ -193,12 +192,10 @@ func (r *Refresher) acquireHolding(ctx context.Context, held holding, w *waiter,
 	switch {
 	case err == nil:
 		after(ctx, saved)
-		held.end(ctx)
 		r.coord.announce(ctx, pid)
 		return saved, nil
 	case errors.Is(err, tokencache.ErrInvalidToken):
 		r.event(ctx, EventSaveLost, err)
-		held.end(ctx)
 		return made, nil
 	}
 	r.event(ctx, EventSaveRetry, err)

@@ -2,8 +2,11 @@ package refresher
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"time"
 
+	"github.com/tokencache/tokencache"
 	"github.com/tokencache/tokencache/lock"
 )
 
@@ -56,14 +59,33 @@ type watching interface {
 // in-flight records and announcements.
 type fleetCoordinator struct {
 	l       *lock.Locker
-	ttl     time.Duration // lock TTL; 0: the Locker's
-	derived bool          // l was made by New for the store's namespace: close it
+	ttl     time.Duration             // lock TTL; 0: the Locker's
+	derived bool                      // l was made by New for the store's namespace: close it
+	record  tokencache.FlightRecorder // the durable record's in-flight marks; nil without one
+}
+
+// flightRecorder returns the durable record's in-flight marks, when the
+// store is one (sqlstore) or keeps one behind it (redisstore with
+// WithDurableStore, through its Record method).
+func flightRecorder(store tokencache.Store) tokencache.FlightRecorder {
+	if fr, ok := store.(tokencache.FlightRecorder); ok {
+		return fr
+	}
+	if rs, ok := store.(interface{ Record() tokencache.Store }); ok {
+		if fr, ok := rs.Record().(tokencache.FlightRecorder); ok {
+			return fr
+		}
+	}
+	return nil
 }
 
 func (c *fleetCoordinator) tryLock(ctx context.Context, id string) (holding, error) {
 	k, err := c.l.TryObtain(ctx, id, c.ttl)
 	if err != nil {
 		return nil, err
+	}
+	if c.record != nil {
+		return &durableHolding{fleetHolding: fleetHolding{k}, rec: c.record}, nil
 	}
 	return fleetHolding{k}, nil
 }
@@ -116,3 +138,47 @@ type fleetWatching struct{ w *lock.Watch }
 
 func (w fleetWatching) wait(ctx context.Context) error { return w.w.Wait(ctx) }
 func (w fleetWatching) stop()                          { w.w.Stop() }
+
+// durableHolding keeps the in-flight record in the durable record as well
+// as in Redis, so that it survives the loss of Redis: a worker that takes
+// the lock on a restarted, empty Redis still finds that another worker's
+// refresh is at the server, and waits for its outcome instead of sending
+// the same refresh token.
+type durableHolding struct {
+	fleetHolding
+	rec   tokencache.FlightRecorder
+	begun atomic.Bool // the durable record has this holder's mark
+}
+
+func (h *durableHolding) begin(ctx context.Context, revision int64, ttl time.Duration) (lock.Flight, error) {
+	f, err := h.fleetHolding.begin(ctx, revision, ttl) // the lock is held, and Redis has the record
+	if err != nil {
+		return f, err
+	}
+	ok, cur, err := h.rec.BeginFlight(ctx, h.k.ID(), revision, h.k.Token(), ttl)
+	if err != nil {
+		h.fleetHolding.end(ctx)
+		return lock.Flight{}, fmt.Errorf("refresher: recording the refresh in flight in the durable record: %w", err) // do not send
+	}
+	if !ok {
+		h.fleetHolding.end(ctx)
+		return lock.Flight{Revision: cur.Version, Holder: cur.Holder, TTL: max(time.Until(cur.Until), 0)},
+			fmt.Errorf("%w (in the durable record)", lock.ErrInFlight)
+	}
+	h.begun.Store(true)
+	return f, nil
+}
+
+func (h *durableHolding) extend(ctx context.Context, ttl time.Duration) {
+	h.fleetHolding.extend(ctx, ttl)
+	if h.begun.Load() {
+		_, _ = h.rec.ExtendFlight(ctx, h.k.ID(), h.k.Token(), ttl)
+	}
+}
+
+func (h *durableHolding) end(ctx context.Context) {
+	h.fleetHolding.end(ctx)
+	if h.begun.Swap(false) {
+		_ = h.rec.EndFlight(ctx, h.k.ID(), h.k.Token()) // a mark left behind expires by itself
+	}
+}

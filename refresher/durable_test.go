@@ -108,3 +108,63 @@ func TestRedisDownRecordUpRefusesToRefresh(t *testing.T) {
 		t.Errorf("%d refreshes sent without the fleet lock", n)
 	}
 }
+
+// Redis restarts empty while a refresh is at the server: the lock and the
+// in-flight record in Redis are gone, but the record's in-flight mark is
+// not, so the worker that takes the new lock waits for the first holder's
+// answer instead of sending the same refresh token.
+func TestTheRecordKeepsTheFlightThroughARedisRestart(t *testing.T) {
+	ctx := context.Background()
+	record, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "record.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = record.Close() })
+	tg := redistest.New(t).ExpireOnWallClock()
+	if tg.Mini == nil {
+		t.Skip("empties the server: miniredis only")
+	}
+	ns := redistest.Namespace(t)
+	ep := newEndpoint(newClock())
+	ep.block = make(chan struct{})
+	ep.started = make(chan struct{}, 1)
+	var workers []*refresher.Refresher
+	var first *redisstore.Store
+	for range 2 {
+		rdb := tg.Client(t)
+		store := redisstore.New(rdb, redisstore.WithNamespace(ns), redisstore.WithDurableStore(record))
+		if first == nil {
+			first = store
+		}
+		locker := lock.New(rdb, lock.WithNamespace(ns), lock.WithPollInterval(50*time.Millisecond))
+		t.Cleanup(func() { _ = locker.Close() })
+		workers = append(workers, refresher.New(store, locker, ep, refresher.WithClock(ep.clock.Now)))
+	}
+	seeded := tokencache.Token{UserName: "u", ClientID: "c", ClientSecret: "s", RefreshToken: "r0", AccessToken: "a0", Expiry: ep.clock.Now().Add(time.Hour)}
+	if err := first.SaveToken(ctx, &seeded); err != nil {
+		t.Fatal(err)
+	}
+	ep.clock.Advance(2 * time.Hour)
+	got := make(chan error, 2)
+	call := func(r *refresher.Refresher) {
+		tok, err := r.Token(ctx, userQuery)
+		if err == nil && tok.AccessToken != "a1" {
+			err = errors.New("got " + tok.AccessToken + ", want a1")
+		}
+		got <- err
+	}
+	go call(workers[0])
+	<-ep.started // worker 0's refresh is at the server
+	tg.Mini.FlushAll()
+	go call(workers[1])
+	time.Sleep(500 * time.Millisecond) // worker 1 takes the new lock and finds the mark
+	close(ep.block)
+	for range 2 {
+		if err := <-got; err != nil {
+			t.Error(err)
+		}
+	}
+	if ep.refresh.Load() != 1 || ep.reuses.Load() != 0 {
+		t.Errorf("refreshes %d, reuses %d; want 1, 0", ep.refresh.Load(), ep.reuses.Load())
+	}
+}

@@ -25,6 +25,7 @@ type faultyStore struct {
 	*redisstore.Store
 	down  atomic.Bool
 	hang  atomic.Bool
+	byID  atomic.Bool  // FindTokenByID fails: the reads of a renewal, not Token's first read
 	saves atomic.Int64 // SaveToken calls
 }
 
@@ -49,6 +50,9 @@ func (s *faultyStore) FindToken(ctx context.Context, q tokencache.Token) (tokenc
 func (s *faultyStore) FindTokenByID(ctx context.Context, id string) (tokencache.Token, error) {
 	if err := s.fault(ctx); err != nil {
 		return tokencache.Token{}, err
+	}
+	if s.byID.Load() {
+		return tokencache.Token{}, errOutage
 	}
 	return s.Store.FindTokenByID(ctx, id)
 }
@@ -332,5 +336,26 @@ func TestHangingStoreServesTheRememberedTokenSoon(t *testing.T) {
 	}
 	if rec.count(refresher.EventStoreTimeout) != 1 {
 		t.Errorf("store_timeout events: %d, want 1", rec.count(refresher.EventStoreTimeout))
+	}
+}
+
+// A renewal in the background that fails is reported, not dropped; the
+// callers keep the valid token.
+func TestBackgroundRenewalErrorsAreReported(t *testing.T) {
+	ep := newEndpoint(newClock())
+	f := newFleet(t, 1, ep, nil)
+	f.seed(t)
+	r, fs, rec := faultyWorker(t, f, 0)
+	fs.byID.Store(true)
+	f.clock.Advance(time.Hour - 30*time.Second) // inside the window
+	if tok, err := r.Token(context.Background(), userQuery); err != nil || tok.AccessToken != "a0" {
+		t.Fatalf("inside the window: %q, %v", tok.AccessToken, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for rec.count(refresher.EventBackgroundError) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if rec.count(refresher.EventBackgroundError) != 1 {
+		t.Errorf("background_error events: %d, want 1", rec.count(refresher.EventBackgroundError))
 	}
 }

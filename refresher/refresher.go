@@ -68,11 +68,12 @@ type Refresher struct {
 	memory  *memory     // the last valid token served per query
 	pending *successors // renewed tokens whose save is being retried
 
-	active   atomic.Int64  // flights running, which Shutdown waits for
-	saving   atomic.Int64  // saves being retried, which Shutdown waits for
-	closing  atomic.Bool   // set by Shutdown: no new flight calls the endpoint
-	abandon  chan struct{} // closed when Shutdown's deadline ends the retried saves
-	abandonO sync.Once
+	active    atomic.Int64  // flights running, which Shutdown waits for
+	saving    atomic.Int64  // saves being retried, which Shutdown waits for
+	releasing atomic.Int64  // locks being released in the background, which Shutdown waits for
+	closing   atomic.Bool   // set by Shutdown: no new flight calls the endpoint
+	abandon   chan struct{} // closed when Shutdown's deadline ends the retried saves
+	abandonO  sync.Once
 }
 
 // New returns a Refresher over store that renews tokens through ep. A nil
@@ -92,7 +93,7 @@ func New(store tokencache.Store, locker *lock.Locker, ep Endpoint, opts ...Optio
 	case locker == nil:
 		r.coord = newLocalCoordinator()
 	default:
-		fc := &fleetCoordinator{l: locker, ttl: cfg.lockTTL}
+		fc := &fleetCoordinator{l: locker, ttl: cfg.lockTTL, record: flightRecorder(store)}
 		if ns, ok := store.(interface{ Namespace() string }); ok && locker.Namespace() != ns.Namespace() {
 			fc.l, fc.derived = locker.InNamespace(ns.Namespace()), true
 		}
@@ -112,7 +113,7 @@ func (r *Refresher) Shutdown(ctx context.Context) error {
 	r.closing.Store(true)
 	ticker := time.NewTicker(10 * time.Millisecond)
 	defer ticker.Stop()
-	for r.active.Load() > 0 || r.saving.Load() > 0 {
+	for r.active.Load() > 0 || r.saving.Load() > 0 || r.releasing.Load() > 0 {
 		select {
 		case <-ctx.Done():
 			r.abandonO.Do(func() { close(r.abandon) })
@@ -206,8 +207,7 @@ func (r *Refresher) token(ctx context.Context, query tokencache.Token) (tokencac
 // and a failed or late read returns the remembered token (fellBack); a
 // store that says not found is believed.
 func (r *Refresher) read(ctx context.Context, query tokencache.Token, key string) (_ tokencache.Token, fellBack bool, _ error) {
-	rem, ok := r.memory.get(key, r.cfg.now())
-	if !ok {
+	if _, ok := r.memory.get(key, r.cfg.now()); !ok {
 		tok, err := r.store.FindToken(ctx, query)
 		return tok, false, err
 	}
@@ -218,7 +218,8 @@ func (r *Refresher) read(ctx context.Context, query tokencache.Token, key string
 	if err == nil || errors.Is(err, tokencache.ErrNotFound) || errors.Is(err, tokencache.ErrInvalidToken) || ctx.Err() != nil {
 		return tok, false, err
 	}
-	if rem, ok = r.memory.get(key, r.cfg.now()); !ok {
+	rem, ok := r.memory.get(key, r.cfg.now())
+	if !ok {
 		return tokencache.Token{}, false, err // it expired while the store did not answer
 	}
 	if late {

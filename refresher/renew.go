@@ -114,7 +114,7 @@ func (r *Refresher) renewHolding(ctx context.Context, held holding, w *waiter, i
 	kept := false
 	defer func() {
 		if !kept {
-			held.release(context.WithoutCancel(ctx))
+			r.letGo(ctx, held)
 		}
 	}()
 	var cur tokencache.Token
@@ -166,8 +166,7 @@ func (r *Refresher) renewHolding(ctx context.Context, held holding, w *waiter, i
 	}
 	renewed, err := r.callEndpoint(ctx, cur)
 	if err != nil {
-		held.end(ctx) // the server answered with an error, or not at all: nothing to save
-		return r.failed(ctx, cur, err, fl)
+		return r.failed(ctx, cur, err, fl) // nothing to save: letGo ends the record
 	}
 	renewed.ID, renewed.Version = cur.ID, cur.Version
 	tok, ours, keep := r.land(ctx, held, id, renewed, cur)

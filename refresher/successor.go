@@ -47,19 +47,18 @@ func (r *Refresher) land(ctx context.Context, held holding, id string, succ, sen
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.firstSaveTimeout())
 	saved, err := save(sctx)
 	cancel()
+	// On the way out the caller's letGo ends the in-flight record and
+	// releases the lock, after the fleet has been told.
 	switch {
 	case err == nil:
-		held.end(ctx)
 		r.coord.announce(ctx, id)
 		return saved, true, false
 	case errors.Is(err, errSuperseded):
-		held.end(ctx)
 		r.coord.announce(ctx, id)
 		return saved, false, false
 	case errors.Is(err, tokencache.ErrInvalidToken):
 		// The store refuses it (an oversized field…): retrying cannot help.
 		r.event(ctx, EventSaveLost, err)
-		held.end(ctx)
 		return succ, true, false
 	}
 	r.event(ctx, EventSaveRetry, err)
@@ -137,9 +136,9 @@ func (r *Refresher) saveLater(ctx context.Context, held holding, key string, sav
 				if after != nil && err == nil {
 					after(actx, saved)
 				}
-				held.end(actx)
 				r.pending.drop(key)
 				r.coord.announce(actx, key)
+				held.end(actx)
 				cancel()
 				r.event(vals, EventSaveLanded, nil)
 				return
@@ -156,5 +155,21 @@ func (r *Refresher) saveLater(ctx context.Context, held holding, key string, sav
 			pause = min(2*pause, maxRetryPause)
 			timer.Reset(pause)
 		}
+	}()
+}
+
+// letGo ends the holder's in-flight record, if it wrote one, and releases
+// its lock, in the background: the flight's callers need neither, and the
+// fleet's waiters were woken by the announcement already. Shutdown waits
+// for it.
+func (r *Refresher) letGo(ctx context.Context, held holding) {
+	r.releasing.Add(1)
+	vals := context.WithoutCancel(ctx)
+	go func() {
+		defer r.releasing.Add(-1)
+		rctx, cancel := context.WithTimeout(vals, saveAttemptTimeout)
+		defer cancel()
+		held.end(rctx)
+		held.release(rctx)
 	}()
 }

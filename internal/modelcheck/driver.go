@@ -37,6 +37,9 @@ type Config struct {
 	New func(inj *Injector) (tokencache.Store, func())
 	// Timeout bounds each call (default 10s).
 	Timeout time.Duration
+	// Until, when set, ends the run at the first step that starts after
+	// it (a soak's deadline); the steps done so far are checked as usual.
+	Until time.Time
 }
 
 // Stats counts what a run did.
@@ -164,7 +167,7 @@ func Run(cfg Config) (Stats, error) {
 	for range cfg.Instances {
 		d.inst = append(d.inst, d.start())
 	}
-	for d.step = 1; d.step <= cfg.Steps; d.step++ {
+	for d.step = 1; d.step <= cfg.Steps && (cfg.Until.IsZero() || time.Now().Before(cfg.Until)); d.step++ {
 		d.stats.Steps++
 		op := d.genOp()
 		var err error

@@ -28,9 +28,14 @@ type Info struct {
 
 // Read returns the running binary's Info.
 func Read() Info {
+	bi, _ := debug.ReadBuildInfo()
+	return fromBuildInfo(bi)
+}
+
+// fromBuildInfo reads bi (nil when the binary has none).
+func fromBuildInfo(bi *debug.BuildInfo) Info {
 	info := Info{Version: "(devel)", GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
+	if bi == nil {
 		return info
 	}
 	if v := bi.Main.Version; v != "" {

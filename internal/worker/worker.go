@@ -163,7 +163,7 @@ func (o *Options) validate() error {
 	if o.APIURL == "" {
 		// Only oauth-server has a known protected resource; a real
 		// provider's API is the operator's to name.
-		if isZoho(o.TokenURL) || u.Path != oauthtest.TokenPath && u.Path != oauthtest.ShortTokenPath {
+		if isZoho(o.TokenURL) || u.Path != oauthtest.TokenPath {
 			return cli.UsageErrorf("--api-url is required with --token-url %s (the default only suits tokencache oauth-server)", u.Host)
 		}
 		o.APIURL = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: oauthtest.WhoAmIPath}).String()

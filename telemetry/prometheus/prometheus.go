@@ -47,4 +47,5 @@ var Names = []string{
 	"tokencache_refresh_duration_seconds",
 	"tokencache_lock_wait_duration_seconds",
 	"tokencache_store_duration_seconds",
+	"tokencache_refresher_events_total",
 }
