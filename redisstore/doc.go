@@ -244,7 +244,10 @@
 //     pendingBound behind makes its inserts look old to others, which then
 //     fence them (the insert retries; never a duplicate).
 //   - A value held by more than 16 tokens: each claim tells the 16 highest
-//     others and marks its own hint as not holding.
+//     others and marks its own hint as not holding. The scripts read a
+//     whole index key, so a value shared by n tokens makes each write of it
+//     O(n) inside Redis (real secrets are not shared; user names are per
+//     client).
 //
 // # Cluster and failover
 //

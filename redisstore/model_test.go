@@ -57,24 +57,18 @@ var modelSeeds = []modelSeed{
 	{seed: 14, steps: 60, faultRate: 0.25},
 }
 
-// knownBroken lists the seeds of the fixed set that the redisstore of
-// before issue 7's protocol fails, with what goes wrong. They are skipped
-// unless TOKENCACHE_MODEL_KNOWN_BROKEN is set; the lead empties this list
-// when the new protocol lands.
-var knownBroken = map[uint64]string{
-	1:  "a process's hint returns an older holder of a shared access token (issue 7, case 6)",
-	2:  "moving a token off a shared access token drops the other holder's entry (issue 7, case 2)",
-	3:  "a token with an Expiry 300 years ahead is unreachable by user name (issue 7, case 7)",
-	11: "a process's hint returns an older holder of a shared access token (issue 7, case 6)",
-	12: "go-redis re-sends the write script after a cut connection and the save runs twice (revision +2)",
-	13: "an interrupted save leaves the token unreachable by its new user name (issue 7, case 1)",
-	14: "moving a token off a shared refresh token drops the other holder's entry (issue 7, case 2)",
-}
+// knownBroken lists seeds of the fixed set that are known to fail, with
+// what goes wrong; they are skipped unless TOKENCACHE_MODEL_KNOWN_BROKEN is
+// set. It is empty: every seed of the set failed on the redisstore from
+// before issue 7's protocol (hints returning an older holder of a shared
+// value, a 300-year Expiry unreachable, a save sent twice after a cut
+// connection, an interrupted save unreachable by its new values, moving off
+// a shared value dropping the other holder) and passes with it.
+var knownBroken = map[uint64]string{}
 
-// modelOptions are added to every instance's options: with issue 7's
-// protocol, model_pending_test.go shortens the pending bound there, so that
-// an instance replaced after a kill fault does not stall the run for the
-// default bound at every retry.
+// modelOptions are added to every instance's options: model_pending_test.go
+// shortens the pending bound there, so that an instance replaced after a
+// kill fault does not stall the run for the default bound at every retry.
 var modelOptions []redisstore.Option
 
 // TestModel drives redisstore (three instances acting as processes, each

@@ -57,6 +57,11 @@ func (s *Store) deleteToken(ctx context.Context, id string) error {
 // tokens whose hashes are gone. An entry left behind is dead: readers skip
 // and remove it.
 func (s *Store) unindex(ctx context.Context, gone []decoded) {
+	const perPipeline = 100 // tokens: up to 4 scripts each
+	for len(gone) > perPipeline {
+		s.unindex(ctx, gone[:perPipeline])
+		gone = gone[perPipeline:]
+	}
 	if len(gone) == 0 {
 		return
 	}

@@ -15,17 +15,19 @@ var _ tokencache.FlightRecorder = (*Store)(nil)
 // flightQueries is the SQL of the in-flight marks.
 type flightQueries struct {
 	lock, insert, update, extend, end, current string
+	tokenVersion                               string // the stored revision of the token itself
 }
 
 func buildFlightQueries(d *dialect, name string) flightQueries {
 	t := d.ident(flightsTable(name))
 	return flightQueries{
-		lock:    d.rebind("SELECT version, holder, until_ms FROM " + t + " WHERE id = ?" + d.forUpdate),
-		insert:  d.rebind("INSERT INTO " + t + " (id, version, holder, until_ms) VALUES (?, ?, ?, ?)"),
-		update:  d.rebind("UPDATE " + t + " SET version = ?, holder = ?, until_ms = ? WHERE id = ?"),
-		extend:  d.rebind("UPDATE " + t + " SET until_ms = ? WHERE id = ? AND holder = ? AND until_ms > ?"),
-		end:     d.rebind("DELETE FROM " + t + " WHERE id = ? AND holder = ?"),
-		current: d.rebind("SELECT version, holder, until_ms FROM " + t + " WHERE id = ? AND until_ms > ?"),
+		lock:         d.rebind("SELECT version, holder, until_ms FROM " + t + " WHERE id = ?" + d.forUpdate),
+		insert:       d.rebind("INSERT INTO " + t + " (id, version, holder, until_ms) VALUES (?, ?, ?, ?)"),
+		update:       d.rebind("UPDATE " + t + " SET version = ?, holder = ?, until_ms = ? WHERE id = ?"),
+		extend:       d.rebind("UPDATE " + t + " SET until_ms = ? WHERE id = ? AND holder = ? AND until_ms > ?"),
+		end:          d.rebind("DELETE FROM " + t + " WHERE id = ? AND holder = ?"),
+		current:      d.rebind("SELECT version, holder, until_ms FROM " + t + " WHERE id = ? AND until_ms > ?"),
+		tokenVersion: d.rebind("SELECT version FROM " + d.ident(name) + " WHERE id = ?"),
 	}
 }
 
@@ -87,6 +89,22 @@ func (s *Store) beginFlight(ctx context.Context, id string, version int64, holde
 	now := s.now()
 	until := now.Add(ttl).UnixMilli()
 	cur, err := scanFlight(tx.QueryRowContext(ctx, s.fq.lock, id))
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, tokencache.Flight{}, err
+	}
+	// A mark is only for the revision the record holds: when another
+	// holder saved a later revision between the caller's read and this
+	// call (possible once the lock was lost: a restarted Redis, a paused
+	// holder), the refresh token of revision version is already spent.
+	// Refuse with an ended mark of the stored revision, so the caller
+	// reads again instead of sending it.
+	var stored int64
+	switch verr := tx.QueryRowContext(ctx, s.fq.tokenVersion, id).Scan(&stored); {
+	case verr == nil && stored > version:
+		return false, tokencache.Flight{Version: stored, Until: now}, nil
+	case verr != nil && !errors.Is(verr, sql.ErrNoRows):
+		return false, tokencache.Flight{}, verr
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		_, err = tx.ExecContext(ctx, s.fq.insert, id, version, []byte(holder), until)

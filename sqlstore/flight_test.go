@@ -180,3 +180,46 @@ func TestMigrationFromVersion1(t *testing.T) {
 		})
 	}
 }
+
+// TestFlightRefusedForSpentRevision: a holder that read revision N before
+// another holder saved N+1 and ended its mark (the lock lost in between: a
+// restarted Redis, a paused holder) cannot begin a flight for N: its
+// refresh token is already spent. It gets an ended mark of the stored
+// revision and sends nothing.
+func TestFlightRefusedForSpentRevision(t *testing.T) {
+	for _, tg := range sqltest.Targets(t) {
+		t.Run(tg.Name, func(t *testing.T) {
+			s := sqltest.Open(t, tg)
+			tok := tokencache.Token{UserName: "spent@example.com", ClientID: "c", RefreshToken: "r1", AccessToken: "a1", Expiry: time.Now().Add(time.Hour)}
+			if err := s.SaveToken(bg(), &tok); err != nil {
+				t.Fatal(err)
+			}
+			read := tok.Version // what the late holder read
+			ok, _, err := s.BeginFlight(bg(), tok.ID, read, "early", time.Minute)
+			if err != nil || !ok {
+				t.Fatalf("early BeginFlight = %v, %v", ok, err)
+			}
+			tok.RefreshToken, tok.AccessToken = "r2", "a2"
+			if err := s.SaveToken(bg(), &tok); err != nil { // the early holder's answer lands
+				t.Fatal(err)
+			}
+			if err := s.EndFlight(bg(), tok.ID, "early"); err != nil {
+				t.Fatal(err)
+			}
+			ok, cur, err := s.BeginFlight(bg(), tok.ID, read, "late", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				t.Fatalf("late BeginFlight for spent revision %d succeeded; the record holds %d", read, tok.Version)
+			}
+			if cur.Version != tok.Version || cur.Until.After(time.Now()) {
+				t.Fatalf("refusal mark = %+v, want version %d ended", cur, tok.Version)
+			}
+			ok, _, err = s.BeginFlight(bg(), tok.ID, tok.Version, "late", time.Minute)
+			if err != nil || !ok {
+				t.Fatalf("BeginFlight for the stored revision = %v, %v; want ok", ok, err)
+			}
+		})
+	}
+}
