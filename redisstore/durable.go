@@ -38,7 +38,15 @@ import (
 // interleaved with a save: Redis only moves forward (put ignores an older
 // revision), and the second read replaces a copy that a save overtook, so a
 // read that starts after a save returned never sees an older revision,
-// while Redis is up (TestDurableReadsNeverGoBack).
+// while Redis is up and keeps its data. One window remains when Redis is
+// flushed or restarted under load: a read-through that read N from the
+// record before a save of N+1, and puts N after the flush wiped N+1 from
+// Redis, leaves N in Redis until its own second record read replaces it
+// (milliseconds); a plain read in that window can return N. The read that
+// decides a refresh never can (FindTokenFromRecord), and a save from N is
+// refused by the record. A fill lease (a marker set on the miss, removed
+// by saves and flushes, required by the put) would close it; not done.
+// TestDurableReadsNeverGoBack checks that such a read converges at once.
 
 // cacheTimeout bounds the cache work a durable Store does after the record
 // has answered (installing a token, dropping a stale copy). It runs on a
