@@ -52,6 +52,7 @@ type authServer struct {
 	sentAt    map[string][]time.Time // refresh arrivals per user
 	history   map[string][]exchange  // every token request per user, for the timelines of lost users
 	answered  map[int]time.Time      // per worker PID: its last successful refresh answer
+	pending   map[int]int            // per worker PID: its token requests not yet answered
 	requests  int
 	refreshes int
 }
@@ -65,6 +66,7 @@ func startAuth(port int, lifetime time.Duration, latMin, latMax time.Duration) (
 		sentAt:    map[string][]time.Time{},
 		history:   map[string][]exchange{},
 		answered:  map[int]time.Time{},
+		pending:   map[int]int{},
 		done:      make(chan struct{}),
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
@@ -122,6 +124,7 @@ func (a *authServer) serve(w http.ResponseWriter, r *http.Request) {
 	arr.pid, _ = strconv.Atoi(r.Header.Get(headerPID))
 	a.mu.Lock()
 	a.requests++
+	a.pending[arr.pid]++
 	a.sentAt[arr.user] = append(a.sentAt[arr.user], arr.at)
 	a.mu.Unlock()
 	select {
@@ -132,6 +135,9 @@ func (a *authServer) serve(w http.ResponseWriter, r *http.Request) {
 	a.srv.ServeHTTP(rec, r)
 	now := time.Now()
 	a.mu.Lock()
+	if a.pending[arr.pid]--; a.pending[arr.pid] <= 0 {
+		delete(a.pending, arr.pid)
+	}
 	switch {
 	case rec.Code == http.StatusOK:
 		a.refreshes++
@@ -236,9 +242,13 @@ func (a *authServer) timeline(user string, start time.Time, n int) []string {
 }
 
 // lastAnswer returns when the server last answered a refresh of the worker
-// pid with success (zero: never).
+// pid with success (zero: never), or now while a request of pid is at the
+// server: its answer may come at any moment, so pid is not quiet.
 func (a *authServer) lastAnswer(pid int) time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.pending[pid] > 0 {
+		return time.Now()
+	}
 	return a.answered[pid]
 }

@@ -50,7 +50,7 @@ func Scenarios() []Scenario {
 		{Name: "sigstop-holder", Title: "holder SIGSTOPped 12 s (> 10 s lock TTL) while its refresh is at the server (×2; CI ×1)", GateLost: true, fault: sigstop},
 		{Name: "kill-after-lock", Title: "holder SIGKILLed right after it took the lock (×2; CI ×1)", GateLost: true, Victim: VictimAfterLock, fault: killVictim},
 		{Name: "kill-before-send", Title: "holder SIGKILLed when it calls the endpoint, before the request leaves (×2; CI ×1)", GateLost: true, Victim: VictimBeforeSend, fault: killVictim},
-		{Name: "kill-random", Title: "a random worker SIGKILLed every 2–4 s, never within 0.5 s after the server answered it (×11; CI ×3)", GateLost: true, fault: killRandom},
+		{Name: "kill-random", Title: "a random worker SIGKILLed every 2–4 s, never while a request of it is at the server or within 0.5 s after the server answered it (×11; CI ×3)", GateLost: true, fault: killRandom},
 		{Name: "kill-after-answer", Title: "holder SIGKILLed right after the server answered (×3; not gated)", Full: true, fault: killAfterAnswer},
 		{Name: "restart", Title: "Redis restarted without persistence, durable record on SQLite", GateLost: true, Durable: true, fault: restart},
 		{Name: "restart-norecord", Title: "Redis restarted without persistence, no durable record (not gated)", Full: true, fault: restart},
