@@ -154,7 +154,15 @@ func (r *Refresher) acquireHolding(ctx context.Context, held holding, w *waiter,
 		}
 		f, err := held.begin(ctx, 0, r.cfg.flightTTL)
 		if err == nil {
-			break
+			used, err := r.usedSinceLook(ctx, pid, query)
+			if err != nil {
+				return tokencache.Token{}, storeErr(ctx, err)
+			}
+			if !used {
+				break
+			}
+			held.end(ctx)
+			continue // acquired now says what became of the secret
 		}
 		switch {
 		case errors.Is(err, lock.ErrInFlight):
@@ -203,6 +211,25 @@ func (r *Refresher) acquireHolding(ctx context.Context, held holding, w *waiter,
 	r.saveLater(ctx, held, pid, save, after)
 	kept = true
 	return made, nil
+}
+
+// usedSinceLook reports whether the query's secret was used by someone
+// else since acquired looked, now that this holder's in-flight record is in
+// place (the argument of savedSinceRead): its token is in the store, or its
+// pseudo-ID has a note.
+func (r *Refresher) usedSinceLook(ctx context.Context, pid string, query tokencache.Token) (bool, error) {
+	_, err := r.store.FindToken(ctx, query)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, tokencache.ErrNotFound) {
+		return false, err
+	}
+	n, err := r.coord.note(ctx, pid)
+	if err != nil {
+		return false, err
+	}
+	return n.kind != noteNone, nil
 }
 
 // acquireFailed notes for the fleet why the query's secret made no token,

@@ -144,7 +144,15 @@ func (r *Refresher) renewHolding(ctx context.Context, held holding, w *waiter, i
 		// right before the request, in the round trip that checks the lock.
 		f, err := held.begin(ctx, cur.Version, r.cfg.flightTTL)
 		if err == nil {
-			break
+			spent, err := r.savedSinceRead(ctx, id, cur)
+			if err != nil {
+				return tokencache.Token{}, storeErr(ctx, err)
+			}
+			if !spent {
+				break
+			}
+			held.end(ctx)
+			continue // read what the earlier holder saved
 		}
 		switch {
 		case errors.Is(err, lock.ErrInFlight):
@@ -173,6 +181,24 @@ func (r *Refresher) renewHolding(ctx context.Context, held holding, w *waiter, i
 	kept = keep
 	fl.refreshed = ours
 	return tok, nil
+}
+
+// savedSinceRead reports whether the token has moved past cur, the
+// revision read under the lock, now that this holder's in-flight record is
+// in place. An earlier holder whose lock expired (paused, not dead) keeps
+// its own record until its answer is saved, so this holder's record could
+// be written only if that earlier holder had ended its record, and it ends
+// it only after its save: a save that landed between the read and the
+// record is visible to this read, and cur's refresh token is then spent.
+func (r *Refresher) savedSinceRead(ctx context.Context, id string, cur tokencache.Token) (bool, error) {
+	now, err := r.readUnderLock(ctx, id)
+	if errors.Is(err, tokencache.ErrNotFound) {
+		return true, nil // deleted meanwhile: the loop's read says what to do
+	}
+	if err != nil {
+		return false, err
+	}
+	return now.Version != cur.Version, nil
 }
 
 // noteSpending tells the fleet, before cur's refresh token is sent, that
