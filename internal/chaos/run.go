@@ -396,6 +396,7 @@ func Run(ctx context.Context, cfg Config, scn Scenario) (res Result) {
 	if err := e.sleep(cfg.Settle); err != nil && res.Err == nil {
 		res.Err = err
 	}
+	e.logf("stopping the fleet")
 	e.fleet.stop(15 * time.Second)
 	_ = e.proxy.Clear()
 

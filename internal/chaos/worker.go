@@ -273,7 +273,9 @@ loop:
 	// Shutdown waits for them.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = r.Shutdown(ctx)
+	tr.log("*", "", "shutdown begins")
+	err = r.Shutdown(ctx)
+	tr.log("*", "", "shutdown returned: %v", err)
 	rep := w.tally.flush()
 	rep.Final = true
 	w.emit(rep)
