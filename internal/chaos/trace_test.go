@@ -63,4 +63,3 @@ func TestUserTimelineCollapsesRepeatedReads(t *testing.T) {
 		t.Errorf("limited timeline: %q", got)
 	}
 }
-
