@@ -12,7 +12,7 @@ COUNT     ?= 1
 DEMO_ARGS ?=
 FAILOVER_BASE_PORT ?= 7301
 # Scenarios whose gates `make chaos` / `make chaos-short` enforce ("all", "none" or names; see RELIABILITY.md).
-CHAOS_GATE ?= baseline,cuts,stall-3s,stall-6s,refuse,sigstop-holder,kill-after-lock,kill-before-send,kill-random,restart
+CHAOS_GATE ?= baseline,cuts,stall-3s,stall-6s,refuse,sigstop-holder,kill-after-lock,kill-before-send,kill-random,restart,rollback
 CHAOS_ARGS ?=
 
 .PHONY: help build test test-redis test-cluster test-sql bench-durable bench bench-ratios bench-100k lint compose-check demo chaos chaos-short soak

@@ -181,6 +181,9 @@ func (r *Refresher) acquireHolding(ctx context.Context, held holding, w *waiter,
 	if seed.GrantToken != "" {
 		seed.RefreshToken = "" // a grant is exchanged, not refreshed
 	}
+	if r.closing.Load() {
+		return tokencache.Token{}, errShuttingDown // as in renewHolding: nothing is sent once Shutdown has begun
+	}
 	made, err := r.callEndpoint(ctx, seed)
 	if err != nil {
 		return tokencache.Token{}, r.acquireFailed(ctx, pid, query, err)

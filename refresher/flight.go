@@ -140,6 +140,7 @@ type waiter struct {
 	until time.Time
 	fl    *flight
 	limit time.Duration
+	quit  <-chan struct{} // closed by Shutdown: stop waiting (errShuttingDown)
 }
 
 // newWaiter starts watching id before the caller looks at its state, so
@@ -149,7 +150,7 @@ func (r *Refresher) newWaiter(ctx context.Context, id string, fl *flight) (*wait
 	if err != nil {
 		return nil, storeErr(ctx, err)
 	}
-	return &waiter{w: w, until: time.Now().Add(r.cfg.waitTimeout), fl: fl, limit: r.cfg.waitTimeout}, nil
+	return &waiter{w: w, until: time.Now().Add(r.cfg.waitTimeout), fl: fl, limit: r.cfg.waitTimeout, quit: r.stopping}, nil
 }
 
 func (w *waiter) stop() { w.w.stop() }
@@ -161,8 +162,13 @@ func (w *waiter) wait(ctx context.Context, what string) error {
 }
 
 // waitUntil is wait with an earlier bound of its own (never later than the
-// wait timeout).
+// wait timeout). Once Shutdown has begun it returns errShuttingDown: a
+// renewal that was waiting sends nothing any more, so Shutdown need not
+// wait for it.
 func (w *waiter) waitUntil(ctx context.Context, until time.Time, what string) error {
+	if w.stopped() {
+		return errShuttingDown
+	}
 	if time.Now().After(w.until) {
 		return errorf("%w: waited %v for another worker's %s", ErrTemporary, w.limit, what)
 	}
@@ -171,11 +177,32 @@ func (w *waiter) waitUntil(ctx context.Context, until time.Time, what string) er
 	}
 	wctx, cancel := context.WithDeadline(ctx, until)
 	defer cancel()
+	if w.quit != nil {
+		go func() {
+			select {
+			case <-w.quit:
+				cancel()
+			case <-wctx.Done():
+			}
+		}()
+	}
 	began := time.Now()
 	err := w.w.wait(wctx)
 	w.fl.waited += time.Since(began)
-	if err != nil && ctx.Err() != nil {
+	switch {
+	case w.stopped():
+		return errShuttingDown
+	case err != nil && ctx.Err() != nil:
 		return errorf("%w: %w", ErrTemporary, err)
 	}
 	return nil
+}
+
+func (w *waiter) stopped() bool {
+	select {
+	case <-w.quit:
+		return true
+	default:
+		return false
+	}
 }

@@ -71,7 +71,9 @@ type Refresher struct {
 	active    atomic.Int64  // flights running, which Shutdown waits for
 	saving    atomic.Int64  // saves being retried, which Shutdown waits for
 	releasing atomic.Int64  // locks being released in the background, which Shutdown waits for
-	closing   atomic.Bool   // set by Shutdown: no new flight calls the endpoint
+	closing   atomic.Bool   // set by Shutdown: no refresh request leaves the process any more
+	stopping  chan struct{} // closed by Shutdown: flights stop waiting for other workers
+	stoppingO sync.Once
 	abandon   chan struct{} // closed when Shutdown's deadline ends the retried saves
 	abandonO  sync.Once
 }
@@ -88,7 +90,7 @@ func New(store tokencache.Store, locker *lock.Locker, ep Endpoint, opts ...Optio
 	}
 	r := &Refresher{store: store, ep: ep, cfg: cfg, bgPause: make(map[string]time.Time),
 		local: newLocalCache(cfg.localTTL, store, cfg.now), memory: newMemory(maxRemembered), pending: newSuccessors(),
-		abandon: make(chan struct{})}
+		stopping: make(chan struct{}), abandon: make(chan struct{})}
 	switch {
 	case locker == nil:
 		r.coord = newLocalCoordinator()
@@ -107,10 +109,15 @@ func New(store tokencache.Store, locker *lock.Locker, ep Endpoint, opts ...Optio
 // being retried, then calls Close. Call it before a process exits: a
 // rotating server that has answered a refresh has already retired the old
 // refresh token, so a renewed token not saved costs the user the session.
-// Token still serves valid tokens meanwhile. When ctx ends first, the
-// retries stop and the error says how many saves were given up.
+// Once Shutdown has begun no refresh request leaves the process, also
+// from a renewal that was waiting for another worker's lock when it began
+// (it gives up waiting): only requests already at the server are waited
+// for, so that none is answered after the process has gone. Token still
+// serves valid tokens meanwhile. When ctx ends first, the retries stop and
+// the error says how many saves were given up.
 func (r *Refresher) Shutdown(ctx context.Context) error {
 	r.closing.Store(true)
+	r.stoppingO.Do(func() { close(r.stopping) })
 	ticker := time.NewTicker(10 * time.Millisecond)
 	defer ticker.Stop()
 	for r.active.Load() > 0 || r.saving.Load() > 0 || r.releasing.Load() > 0 {

@@ -172,6 +172,16 @@ func (r *Refresher) renewHolding(ctx context.Context, held holding, w *waiter, i
 			return tokencache.Token{}, storeErr(ctx, err)
 		}
 	}
+	if r.closing.Load() {
+		// Shutdown began after this renewal started: a request sent now
+		// could be answered after the process has gone, and its successor
+		// lost. letGo ends the record; another worker renews it.
+		if usable(cur, r.cfg.now()) {
+			fl.stale = true
+			return cur, nil
+		}
+		return tokencache.Token{}, errShuttingDown
+	}
 	renewed, err := r.callEndpoint(ctx, cur)
 	if err != nil {
 		return r.failed(ctx, cur, err, fl) // nothing to save: letGo ends the record

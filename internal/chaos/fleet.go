@@ -77,14 +77,15 @@ func (c *collector) add(r report) {
 func (f *fleet) start(victim string) (*proc, error) {
 	cfg := f.base
 	cfg.Victim = victim
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, err
-	}
 	f.mu.Lock()
 	n := f.next
 	f.next++
 	f.mu.Unlock()
+	cfg.Trace = filepath.Join(f.dir, fmt.Sprintf("trace-%d.log", n))
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
 	logf, err := os.Create(filepath.Join(f.dir, fmt.Sprintf("worker-%d.log", n)))
 	if err != nil {
 		return nil, err

@@ -1,13 +1,17 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -27,7 +31,10 @@ type exchange struct {
 	arrival
 	answered time.Time
 	status   int
-	revoked  bool // the user's family was revoked after it
+	revoked  bool   // the user's family was revoked after it
+	sent     string // fingerprint of the refresh token presented ("-" for none)
+	state    string // what the server knew of it on arrival (active, retired…)
+	issued   string // fingerprint of the refresh token of the answer ("-" for none)
 }
 
 // interval is when one access token was live at the server.
@@ -122,6 +129,13 @@ func (a *authServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	arr := arrival{user: r.Header.Get(headerUser), at: time.Now()}
 	arr.pid, _ = strconv.Atoi(r.Header.Get(headerPID))
+	// The refresh token presented, for the timelines: read from a copy of
+	// the body, which the handler then reads as sent.
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	form, _ := url.ParseQuery(string(body))
+	sentRT := form.Get("refresh_token")
+	_, sentState := a.srv.RefreshTokenState(sentRT)
 	a.mu.Lock()
 	a.requests++
 	a.pending[arr.pid]++
@@ -148,8 +162,13 @@ func (a *authServer) serve(w http.ResponseWriter, r *http.Request) {
 			a.revokedAt[arr.user] = now
 		}
 	}
+	var answer struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	_ = json.Unmarshal(rec.Body.Bytes(), &answer)
 	a.history[arr.user] = append(a.history[arr.user], exchange{arrival: arr, answered: now, status: rec.Code,
-		revoked: a.srv.FamiliesRevoked(arr.user) > 0})
+		revoked: a.srv.FamiliesRevoked(arr.user) > 0, sent: fingerprint(sentRT), state: sentState.String(),
+		issued: fingerprint(answer.RefreshToken)})
 	onAnswer := a.onAnswer
 	a.mu.Unlock()
 	if onAnswer != nil {
@@ -237,6 +256,25 @@ func (a *authServer) timeline(user string, start time.Time, n int) []string {
 			s += " (family revoked)"
 		}
 		out = append(out, s)
+	}
+	return out
+}
+
+// traceOf returns the server's view of user's token requests as trace
+// lines (pid 0): each arrival, with the refresh token presented and what
+// the server knew of it, and each answer.
+func (a *authServer) traceOf(user string) []traceLine {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []traceLine
+	for _, x := range a.history[user] {
+		out = append(out, traceLine{at: x.at, user: user,
+			text: fmt.Sprintf("request from pid %d with rt=%s (%s at arrival)", x.pid, x.sent, x.state)})
+		text := fmt.Sprintf("answered pid %d: %d, rt=%s -> rt=%s", x.pid, x.status, x.sent, x.issued)
+		if x.revoked {
+			text += " (family revoked)"
+		}
+		out = append(out, traceLine{at: x.answered, user: user, text: text})
 	}
 	return out
 }

@@ -149,6 +149,11 @@ func WriteTable(w io.Writer, results []Result, g Gates) {
 			fmt.Fprintf(w, "- %s (%s): %s\n", r.Scenario.Name, dur(r.Elapsed), strings.Join(lines, "; "))
 		}
 	}
+	for _, r := range results {
+		for _, t := range r.Traces {
+			fmt.Fprintf(w, "\n%s, %s\n", r.Scenario.Name, t)
+		}
+	}
 }
 
 func sortedKeys(m map[string]int) []string {

@@ -17,6 +17,7 @@ import (
 	"github.com/tokencache/tokencache"
 	"github.com/tokencache/tokencache/internal/faultproxy"
 	"github.com/tokencache/tokencache/oauthtest"
+	"github.com/tokencache/tokencache/redisstore"
 	"github.com/tokencache/tokencache/refresher"
 )
 
@@ -74,8 +75,14 @@ type env struct {
 	ids    map[string]string // token ID -> user
 	start  time.Time         // when the scenario started, for timelines
 
-	mu        sync.Mutex // guards ends, takeovers, missed and journal
-	journal   []string   // the faults injected, with times relative to start
+	cache  tokencache.Store      // Redis alone (no record), for the snapshots of the traces
+	record tokencache.Store      // the durable record, nil without one
+	direct redis.UniversalClient // Redis itself, not through the proxy
+
+	mu        sync.Mutex  // guards ends, takeovers, missed, journal, marks and faultAt
+	journal   []string    // the faults injected, with times relative to start
+	marks     []traceLine // the faults and snapshots, for the traces of lost users
+	faultAt   time.Time   // the first fault
 	ends      []time.Time
 	takeovers []time.Duration
 	missed    int // takeovers that did not happen within their bound
@@ -85,6 +92,7 @@ func (e *env) logf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	e.mu.Lock()
 	e.journal = append(e.journal, fmt.Sprintf("t+%.3fs %s", time.Since(e.start).Seconds(), msg))
+	e.marks = append(e.marks, traceLine{at: time.Now(), pid: -1, user: "*", text: msg})
 	e.mu.Unlock()
 	if e.cfg.Log != nil {
 		fmt.Fprintf(e.cfg.Log, "  %s %s: %s\n", time.Now().Format("15:04:05.000"), e.scn.Name, msg)
@@ -151,6 +159,80 @@ func (e *env) awaitTakeover(user string, since time.Time, bound time.Duration) {
 	e.mu.Unlock()
 }
 
+// idOf returns the token ID of user.
+func (e *env) idOf(user string) string {
+	for id, u := range e.ids {
+		if u == user {
+			return id
+		}
+	}
+	return ""
+}
+
+// traceLimit bounds the lines of one lost user's trace.
+const traceLimit = 250
+
+// trace merges what the workers, the server and the suite traced about
+// user, from 3 s before the first fault (or 5 s before the first request
+// with a refresh token that was not active, if earlier) on.
+func (e *env) trace(user string) []string {
+	id := e.idOf(user)
+	lines := readTraces(e.tmp, user, id)
+	server := e.auth.traceOf(user)
+	lines = append(lines, server...)
+	e.mu.Lock()
+	from := e.faultAt.Add(-3 * time.Second)
+	for _, m := range e.marks {
+		if m.user == "*" || m.user == user || m.id == id {
+			lines = append(lines, m)
+		}
+	}
+	e.mu.Unlock()
+	for _, l := range server {
+		if strings.Contains(l.text, "at arrival") && !strings.Contains(l.text, "(active at arrival)") {
+			if b := l.at.Add(-5 * time.Second); b.Before(from) {
+				from = b
+			}
+			break
+		}
+	}
+	return userTimeline(lines, from, e.start, traceLimit)
+}
+
+// snapshot records, for every user's token, what Redis holds (the copy,
+// the lock, the in-flight record) and, with a record, what the record
+// holds, as lines of the traces.
+func (e *env) snapshot(label string, withRecord bool) {
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+	defer cancel()
+	var marks []traceLine
+	for id, u := range e.ids {
+		tok, err := e.cache.FindTokenByID(ctx, id)
+		text := fmt.Sprintf("%s: Redis has %s", label, outcome(tok, err))
+		for _, k := range []string{"lock", "flight"} {
+			key := fmt.Sprintf("chaos:%s:{%s}", k, id)
+			if ttl, err := e.direct.PTTL(ctx, key).Result(); err == nil && ttl > 0 {
+				v, _ := e.direct.Get(ctx, key).Result()
+				if k == "flight" {
+					rev, holder, _ := strings.Cut(v, " ")
+					v = "v" + rev + " by " + fingerprint(holder)
+				} else {
+					v = "by " + fingerprint(v)
+				}
+				text += fmt.Sprintf(", %s %s for %v", k, v, ttl)
+			}
+		}
+		if withRecord && e.record != nil {
+			rt, err := e.record.FindTokenByID(ctx, id)
+			text += "; the record has " + outcome(rt, err)
+		}
+		marks = append(marks, traceLine{at: time.Now(), pid: -1, user: u, id: id, text: text})
+	}
+	e.mu.Lock()
+	e.marks = append(e.marks, marks...)
+	e.mu.Unlock()
+}
+
 // Result is what one scenario measured.
 type Result struct {
 	Scenario    Scenario
@@ -160,6 +242,7 @@ type Result struct {
 	Lost        int
 	LostWhy     map[string]int // reason -> users
 	Timelines   []string       // for a few lost users: their last token requests, then the faults
+	Traces      []string       // for a few lost users: everything the fleet, the server and the suite traced about them
 	Calls       int64
 	Failed      int64
 	FailedValid int64 // while the server held a live access token of the user
@@ -247,7 +330,17 @@ func Run(ctx context.Context, cfg Config, scn Scenario) (res Result) {
 	// so that the users do not all come due at once.
 	direct := redis.NewClient(&redis.Options{Addr: e.redis.addr()})
 	defer func() { _ = direct.Close() }()
-	store, closeStore, err := openStore(ctx, direct, base)
+	e.direct = direct
+	e.cache = redisstore.New(direct, redisstore.WithNamespace(ns))
+	var (
+		store      tokencache.Store
+		closeStore func()
+	)
+	if base.Durable != "" {
+		store, e.record, closeStore, err = openDurable(ctx, direct, ns, base.Durable, nil)
+	} else {
+		store, closeStore, err = openStore(ctx, direct, base)
+	}
 	if err != nil {
 		res.Err = err
 		return res
@@ -293,6 +386,9 @@ func Run(ctx context.Context, cfg Config, scn Scenario) (res Result) {
 		return res
 	}
 	faultStart := time.Now()
+	e.mu.Lock()
+	e.faultAt = faultStart
+	e.mu.Unlock()
 	if err := scn.fault(e, cfg.Short); err != nil {
 		res.Err = err
 	}
@@ -300,6 +396,7 @@ func Run(ctx context.Context, cfg Config, scn Scenario) (res Result) {
 	if err := e.sleep(cfg.Settle); err != nil && res.Err == nil {
 		res.Err = err
 	}
+	e.logf("stopping the fleet")
 	e.fleet.stop(15 * time.Second)
 	_ = e.proxy.Clear()
 
@@ -340,6 +437,10 @@ func (e *env) evaluate(res *Result, store tokencache.Store, users []string) {
 			if len(res.Timelines) < 2 {
 				res.Timelines = append(res.Timelines, fmt.Sprintf("%s (%s): %s", u, why,
 					strings.Join(e.auth.timeline(u, e.start, 6), "; ")))
+			}
+			if len(res.Traces) < 2 {
+				res.Traces = append(res.Traces, fmt.Sprintf("trace of %s (token %s; %s):\n    %s", u, e.idOf(u), why,
+					strings.Join(e.trace(u), "\n    ")))
 			}
 		}
 	}

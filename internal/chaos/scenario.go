@@ -299,11 +299,14 @@ func restart(e *env, short bool) error {
 	if err := e.sleep(2 * time.Second); err != nil {
 		return err
 	}
+	e.snapshot("before the kill", false)
 	e.redis.kill()
+	e.logf("Redis killed")
 	if err := e.redis.start(); err != nil {
 		return err
 	}
 	e.logf("Redis restarted without persistence")
+	e.snapshot("after the restart", true)
 	e.faultEnded(time.Now())
 	return nil
 }
@@ -316,10 +319,13 @@ func rollback(e *env, short bool) error {
 	if err := e.redis.snapshotAOF(cp); err != nil {
 		return err
 	}
+	e.logf("AOF copied")
 	if err := e.sleep(time.Second); err != nil {
 		return err
 	}
+	e.snapshot("before the kill", false)
 	e.redis.kill()
+	e.logf("Redis killed")
 	if err := e.redis.restoreAOF(cp); err != nil {
 		return err
 	}
@@ -327,6 +333,7 @@ func rollback(e *env, short bool) error {
 		return err
 	}
 	e.logf("Redis rolled back to the AOF of a second earlier")
+	e.snapshot("after the rollback", true)
 	e.faultEnded(time.Now())
 	return nil
 }

@@ -61,6 +61,7 @@ type WorkerConfig struct {
 	RefreshTimeout time.Duration // refresher.WithRefreshTimeout and the HTTP client's timeout
 	Victim         string        // VictimAfterLock, VictimBeforeSend, or "" (none)
 	Durable        string        // DSN of the durable record ("" none)
+	Trace          string        // file the worker appends its trace to ("" none; see trace.go)
 	ReportPeriod   time.Duration // how often the worker reports
 }
 
@@ -209,12 +210,20 @@ func RunWorker(out io.Writer) error {
 	arm := make(chan os.Signal, 1)
 	signal.Notify(arm, syscall.SIGUSR1)
 
+	tr, err := openTracer(cfg.Trace)
+	if err != nil {
+		return err
+	}
+	defer tr.close()
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr})
 	defer func() { _ = rdb.Close() }()
+	if tr != nil {
+		rdb.AddHook(lockTrace{t: tr, prefix: cfg.Namespace + ":"})
+	}
 	if cfg.Victim == VictimAfterLock {
 		rdb.AddHook(lockHook{w: w, prefix: cfg.Namespace + ":lock:"})
 	}
-	store, closeStore, err := openStore(context.Background(), rdb, cfg)
+	store, closeStore, err := openTracedStore(context.Background(), rdb, cfg, tr)
 	if err != nil {
 		return err
 	}
@@ -223,7 +232,10 @@ func RunWorker(out io.Writer) error {
 	defer func() { _ = locker.Close() }()
 
 	hc := &http.Client{Timeout: cfg.RefreshTimeout, Transport: headerTransport{pid: os.Getpid()}}
-	ep := endpoint{w: w, inner: refresher.NewHTTPEndpoint(cfg.TokenURL, refresher.WithHTTPClient(hc))}
+	var ep refresher.Endpoint = endpoint{w: w, inner: refresher.NewHTTPEndpoint(cfg.TokenURL, refresher.WithHTTPClient(hc))}
+	if tr != nil {
+		ep = tracedEndpoint{Endpoint: ep, t: tr}
+	}
 	r := refresher.New(store, locker, ep,
 		refresher.WithRefreshWindow(cfg.Window),
 		refresher.WithRefreshTimeout(cfg.RefreshTimeout),
@@ -261,7 +273,9 @@ loop:
 	// Shutdown waits for them.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = r.Shutdown(ctx)
+	tr.log("*", "", "shutdown begins")
+	err = r.Shutdown(ctx)
+	tr.log("*", "", "shutdown returned: %v", err)
 	rep := w.tally.flush()
 	rep.Final = true
 	w.emit(rep)
@@ -357,8 +371,24 @@ func (h lockHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 // openStore is the worker's store: redisstore over rdb, in front of the
 // durable record when cfg.Durable names one.
 func openStore(ctx context.Context, rdb redis.UniversalClient, cfg WorkerConfig) (tokencache.Store, func(), error) {
-	if cfg.Durable == "" {
-		return redisstore.New(rdb, redisstore.WithNamespace(cfg.Namespace)), func() {}, nil
+	return openTracedStore(ctx, rdb, cfg, nil)
+}
+
+// openTracedStore is openStore, traced by tr when it is not nil.
+func openTracedStore(ctx context.Context, rdb redis.UniversalClient, cfg WorkerConfig, tr *tracer) (tokencache.Store, func(), error) {
+	var (
+		store  tokencache.Store = redisstore.New(rdb, redisstore.WithNamespace(cfg.Namespace))
+		record tokencache.Store
+		closer = func() {}
+	)
+	if cfg.Durable != "" {
+		var err error
+		if store, record, closer, err = openDurable(ctx, rdb, cfg.Namespace, cfg.Durable, tr); err != nil {
+			return nil, nil, err
+		}
 	}
-	return openDurable(ctx, rdb, cfg.Namespace, cfg.Durable)
+	if tr == nil {
+		return store, closer, nil
+	}
+	return &tracedStore{Store: store, t: tr, rec: record}, closer, nil
 }

@@ -46,6 +46,7 @@ func run() int {
 	flag.IntVar(&cfg.PortFrom, "port-from", cfg.PortFrom, "first loopback port the suite may use")
 	flag.IntVar(&cfg.PortTo, "port-to", cfg.PortTo, "last loopback port the suite may use")
 	quiet := flag.Bool("q", false, "no progress lines")
+	settle := flag.Duration("settle", 0, "time after the faults before the fleet stops (default 12s, 4s with -short)")
 	flag.Parse()
 
 	gates, err := chaos.ParseGates(*gate)
@@ -64,6 +65,9 @@ func run() int {
 	cfg.Short = *short
 	if cfg.Short {
 		cfg.Warmup, cfg.Settle = 2*time.Second, 4*time.Second
+	}
+	if *settle > 0 {
+		cfg.Settle = *settle
 	}
 	if !*quiet {
 		cfg.Log = os.Stderr
