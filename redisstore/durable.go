@@ -220,6 +220,12 @@ func (d *durable) refill(ctx context.Context, t tokencache.Token) {
 		d.writeFailures.Add(1)
 		return
 	}
+	d.catchUp(cctx, t)
+}
+
+// catchUp reads the record once more after t was installed in Redis, and
+// moves Redis on to the record's current revision when that is not t.
+func (d *durable) catchUp(cctx context.Context, t tokencache.Token) {
 	cur, err := d.record.FindTokenByID(cctx, t.ID)
 	switch {
 	case err == nil && cur.Version == t.Version:
@@ -259,6 +265,12 @@ func (d *durable) saveToken(ctx context.Context, token *tokencache.Token) error 
 // the save stands (the record has it) and the older cached revision is
 // dropped, so that readers fall through to the record.
 //
+// A copy only ever replaces an older one, so concurrent saves leave Redis
+// at the latest revision, except after such a drop: a slower save of an
+// earlier revision then finds no copy and installs its own. So when a save
+// of a revision above 1 installs its copy where Redis had none, it reads
+// the record again, as a read-through does (catchUp).
+//
 // chosenID says the caller named the ID. A new token (Version 1) under such
 // an ID may replace one that was deleted while Redis was unreachable, whose
 // copy Redis still holds at a higher revision, which put would keep: it is
@@ -269,9 +281,14 @@ func (d *durable) cacheSaved(ctx context.Context, t tokencache.Token, chosenID b
 	if t.Version == 1 && chosenID {
 		d.drop(cctx, t.ID)
 	}
-	if err := d.cache.put(cctx, t); err != nil {
+	fresh, err := d.cache.putFresh(cctx, t)
+	if err != nil {
 		d.writeFailures.Add(1)
 		d.drop(cctx, t.ID)
+		return
+	}
+	if fresh && t.Version > 1 {
+		d.catchUp(cctx, t)
 	}
 }
 

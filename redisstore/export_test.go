@@ -49,3 +49,10 @@ func Put(ctx context.Context, s *Store, t tokencache.Token) error { return s.put
 func WithPendingBound(d time.Duration) Option {
 	return func(c *config) { c.pendingBound = d }
 }
+
+// CacheSaved runs what a save through a store with a record does once the
+// record has stored t: install t in Redis. Tests call it late, as a slow
+// save would.
+func CacheSaved(ctx context.Context, s *Store, t tokencache.Token) {
+	s.dur.cacheSaved(ctx, t, false)
+}

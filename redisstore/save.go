@@ -47,6 +47,9 @@ type saveReq struct {
 	rule  tokencache.Rule
 	lock  *fence // SaveTokenIfLocked
 	exact bool   // put: install token.Version as given
+	// fresh, when set, is told whether a put installed its copy where
+	// Redis had none (no hash of that ID at all).
+	fresh *bool
 }
 
 // fence names a lock that must still hold a value for a write to happen.
@@ -80,19 +83,28 @@ func (s *Store) saveTokenIfLocked(ctx context.Context, token *tokencache.Token, 
 // does not look for another token of the same identity: the caller (the
 // durable record) is the authority on that.
 func (s *Store) put(ctx context.Context, t tokencache.Token) error {
+	_, err := s.putFresh(ctx, t)
+	return err
+}
+
+// putFresh is put, and also reports whether the copy was installed where
+// Redis held no copy of that ID: then Redis knew nothing of later
+// revisions, and the caller may have to look at the record again.
+func (s *Store) putFresh(ctx context.Context, t tokencache.Token) (fresh bool, err error) {
 	if s.err != nil {
-		return s.err
+		return false, s.err
 	}
 	if t.ID == "" || t.Version < 1 {
-		return fmt.Errorf("%w: put needs an ID and a Version", tokencache.ErrInvalidToken)
+		return false, fmt.Errorf("%w: put needs an ID and a Version", tokencache.ErrInvalidToken)
 	}
 	if !t.Live(s.now()) {
-		return nil // nothing to cache
+		return false, nil // nothing to cache
 	}
 	if err := tokencache.ValidateSave(&t, s.now()); err != nil {
-		return err
+		return false, err
 	}
-	return s.save(ctx, saveReq{token: &t, rule: tokencache.RuleID, exact: true})
+	err = s.save(ctx, saveReq{token: &t, rule: tokencache.RuleID, exact: true, fresh: &fresh})
+	return fresh, err
 }
 
 // save runs attempts of one save until one commits, fails for good, or the
@@ -335,6 +347,9 @@ func (s *Store) saveOnce(ctx context.Context, req saveReq) (bool, error) {
 	}
 
 	committed = true
+	if req.fresh != nil {
+		*req.fresh = !tg.exists
+	}
 	// Committed. Drop the entries of values the token no longer holds, and
 	// of the incarnation it replaced; a failure leaves dead entries that
 	// readers skip and remove.
