@@ -11,7 +11,7 @@ import (
 
 func TestFlightRecord(t *testing.T) {
 	tg := redistest.New(t).ExpireOnWallClock()
-	const ttl = 300 * time.Millisecond
+	const ttl = 5 * time.Second // long enough for a loaded machine: the pause is played by Release
 	a := newLocker(t, tg.Client(t), lock.WithTTL(ttl))
 	b := lock.New(tg.Client(t), lock.WithNamespace(a.Namespace()), lock.WithTTL(ttl)) // another process
 	t.Cleanup(func() { _ = b.Close() })
