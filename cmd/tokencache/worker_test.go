@@ -31,11 +31,14 @@ func workerRedis(t *testing.T) (url, ns string) {
 // expiry, every call succeeds, and both stop cleanly when ctx ends.
 func TestWorkerReplicas(t *testing.T) {
 	url, ns := workerRedis(t)
-	srv := oauthtest.Start(t, oauthtest.WithDefaultClient(), oauthtest.WithAccessTokenLifetime(time.Second))
+	// 2 s tokens renewed 800 ms ahead for 4 s: three renewals, and a call
+	// made just short of the window still reaches the server in time on a
+	// loaded machine.
+	srv := oauthtest.Start(t, oauthtest.WithDefaultClient(), oauthtest.WithAccessTokenLifetime(2*time.Second))
 	code := srv.IssueGrant(oauthtest.DefaultClientID, "alice@example.com")
 	t.Setenv(cli.EnvClientSecret, oauthtest.DefaultClientSecret)
 	args := []string{"worker", "--redis", url, "--namespace", ns, "--token-url", srv.TokenURL(),
-		"--client-id", oauthtest.DefaultClientID, "--user", "alice@example.com", "--grant-code", code, "--interval", "50ms", "--refresh-window", "300ms", "--log-every", "5"}
+		"--client-id", oauthtest.DefaultClientID, "--user", "alice@example.com", "--grant-code", code, "--interval", "50ms", "--refresh-window", "800ms", "--log-every", "5"}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs [2]demoBuffer
@@ -43,7 +46,7 @@ func TestWorkerReplicas(t *testing.T) {
 	for i := range 2 {
 		go func() { codes <- run(ctx, args, strings.NewReader(""), &logs[i], &logs[i]) }()
 	}
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(4 * time.Second)
 	cancel()
 	for range 2 {
 		select {
