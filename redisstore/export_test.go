@@ -49,3 +49,12 @@ func Put(ctx context.Context, s *Store, t tokencache.Token) error { return s.put
 func WithPendingBound(d time.Duration) Option {
 	return func(c *config) { c.pendingBound = d }
 }
+
+// WithWalkClassSize makes Walk split a set of more than n members into
+// passes, so that tests reach several passes with a few hundred tokens.
+func WithWalkClassSize(n int64) Option {
+	return func(c *config) { c.walkClass = n }
+}
+
+// WalkClasses exposes the SSCAN patterns of Walk's passes.
+func WalkClasses(ctx context.Context, s *Store) ([]string, error) { return s.walkClasses(ctx) }
