@@ -41,10 +41,13 @@ const (
 	walkClassSize = 50_000
 	// walkScanCount is the COUNT of each SSCAN call of a pass with MATCH:
 	// Redis visits about that many buckets and returns the matching
-	// members, a fraction of them.
-	walkScanCount = 4000
-	// walkSample is how many members SRANDMEMBER reads to plan the classes.
-	walkSample = 2000
+	// members, a fraction of them. COUNT 4000 made calls of 2-30 ms on a
+	// loaded machine (BENCHMARKS.md part 4); 1000 costs about what an
+	// unfiltered call of 500 does.
+	walkScanCount = 1000
+	// walkSample is how many members SRANDMEMBER reads to plan the classes
+	// (2000 took up to 18 ms on a loaded machine).
+	walkSample = 400
 )
 
 // Walk calls fn once for each live token, holding one page (batchSize
