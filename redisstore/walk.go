@@ -21,8 +21,9 @@ var _ tokencache.Walker = (*Store)(nil)
 // How many members that repeats depends on table sizes the client cannot
 // see: from a few up to nearly everything returned so far when the set
 // shrinks to a handful, so no window of recent pages is enough to drop the
-// repeats exactly, and an exact set of every ID seen is O(tokens) (a
-// million 22-byte IDs in a Go map is 60 MiB and more).
+// repeats exactly, and an exact set of every ID seen is O(tokens) (one
+// pass remembering all of a million members: 244 MiB of RSS for an
+// export, against 52 MiB in passes of 100,000; BENCHMARKS.md part 4).
 //
 // Walk therefore splits the IDs into classes by their first character and
 // makes one SSCAN pass per class (SSCAN ... MATCH "[chars]*"), remembering
@@ -38,13 +39,13 @@ var _ tokencache.Walker = (*Store)(nil)
 // and spread evenly.
 const (
 	// walkClassSize is the number of members one pass aims to remember.
-	walkClassSize = 50_000
+	walkClassSize = 100_000
 	// walkScanCount is the COUNT of each SSCAN call of a pass with MATCH:
 	// Redis visits about that many buckets and returns the matching
-	// members, a fraction of them. COUNT 4000 made calls of 2-30 ms on a
-	// loaded machine (BENCHMARKS.md part 4); 1000 costs about what an
-	// unfiltered call of 500 does.
-	walkScanCount = 1000
+	// members, a fraction of them. It is the COUNT of an unfiltered pass:
+	// 4000 and 1000 made many more calls over 2 ms than the unfiltered 500
+	// on a loaded machine (BENCHMARKS.md part 4).
+	walkScanCount = batchSize
 	// walkSample is how many members SRANDMEMBER reads to plan the classes
 	// (2000 took up to 18 ms on a loaded machine).
 	walkSample = 400
