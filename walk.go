@@ -8,12 +8,12 @@ import "context"
 //
 //	if w, ok := store.(tokencache.Walker); ok { err = w.Walk(ctx, fn) }
 type Walker interface {
-	// Walk calls fn once for each live token of the store, in no particular
-	// order, holding only a page of tokens in memory at a time. An error
-	// from fn stops the walk and is returned as it is. Tokens saved or
-	// deleted while the walk runs may or may not be visited; a token may be
-	// visited twice when the store reorganises itself during the walk (as
-	// Redis's SSCAN may), so a caller that must not see duplicates keys its
-	// output by ID.
+	// Walk calls fn once for each live token of the store, in the store's
+	// own order, holding only a page of tokens in memory at a time. An error
+	// from fn stops the walk and is returned as it is. A token present for
+	// the whole walk is visited exactly once; tokens saved or deleted while
+	// the walk runs may or may not be visited, and never twice. (Redis's
+	// SSCAN may return a member twice; redisstore's Walk drops such repeats
+	// itself, with bounded memory.)
 	Walk(ctx context.Context, fn func(Token) error) error
 }

@@ -11,6 +11,7 @@ package memstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -135,6 +136,52 @@ func (s *Store) GetTokens(ctx context.Context) ([]tokencache.Token, error) {
 		out = append(out, e.token)
 	}
 	return out, nil
+}
+
+var _ tokencache.Walker = (*Store)(nil)
+
+// walkPage is how many tokens Walk copies out per hold of the lock.
+const walkPage = 256
+
+// Walk calls fn for each live token in ID order; see tokencache.Walker. It
+// copies a sorted list of the IDs once (the tokens stay in the map), then
+// reads them a page at a time, so fn runs without the lock and may use the
+// store. A token saved after the walk started is not visited; one deleted
+// before its page is read is not either. Never twice.
+func (s *Store) Walk(ctx context.Context, fn func(tokencache.Token) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.tokens))
+	for id := range s.tokens {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	slices.Sort(ids)
+	page := make([]tokencache.Token, 0, walkPage)
+	for len(ids) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(len(ids), walkPage)
+		now := s.now()
+		page = page[:0]
+		s.mu.Lock()
+		for _, id := range ids[:n] {
+			if e, ok := s.tokens[id]; ok && e.token.Live(now) {
+				page = append(page, e.token)
+			}
+		}
+		s.mu.Unlock()
+		ids = ids[n:]
+		for _, t := range page {
+			if err := fn(t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // DeleteTokens removes every token; see tokencache.Store.

@@ -56,3 +56,12 @@ func WithPendingBound(d time.Duration) Option {
 func CacheSaved(ctx context.Context, s *Store, t tokencache.Token) {
 	s.dur.cacheSaved(ctx, t, false)
 }
+
+// WithWalkClassSize makes Walk split a set of more than n members into
+// passes, so that tests reach several passes with a few hundred tokens.
+func WithWalkClassSize(n int64) Option {
+	return func(c *config) { c.walkClass = n }
+}
+
+// WalkClasses exposes the SSCAN patterns of Walk's passes.
+func WalkClasses(ctx context.Context, s *Store) ([]string, error) { return s.walkClasses(ctx) }

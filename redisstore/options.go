@@ -36,6 +36,7 @@ type config struct {
 	acks         int      // replicas that must acknowledge a write; 0: none
 	ackWait      time.Duration
 	pendingBound time.Duration // tests shorten it (export_test.go)
+	walkClass    int64         // members per pass of Walk; tests shrink it (export_test.go)
 	now          func() time.Time
 	hints        int
 	obs          Observer         // nil: nobody is told
@@ -50,6 +51,7 @@ func newConfig(opts []Option) config {
 		now:          time.Now,
 		hints:        DefaultHintCacheSize,
 		pendingBound: defaultPendingBound,
+		walkClass:    walkClassSize,
 	}
 	for _, opt := range opts {
 		if opt != nil {

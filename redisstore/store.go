@@ -29,6 +29,7 @@ type Store struct {
 	dur       *durable // the record behind Redis (WithDurableStore); nil: none
 
 	pendingBound time.Duration // see defaultPendingBound
+	walkClassN   int64         // see walkClassSize
 	left         leftClaims    // claims of failed saves of this process
 
 	scriptsLoaded atomic.Bool // pipelineScripts are loaded in Redis, as far as we know
@@ -53,6 +54,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 		err:       c.err,
 
 		pendingBound: c.pendingBound,
+		walkClassN:   c.walkClass,
 	}
 	for _, k := range c.prevKeys {
 		s.prev = append(s.prev, keys{ns: c.namespace, indexKey: k})

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tokencache/tokencache"
 	"github.com/tokencache/tokencache/internal/redistest"
@@ -134,5 +138,184 @@ func TestWalkRedisDown(t *testing.T) {
 	err := s.Walk(context.Background(), func(tokencache.Token) error { return nil })
 	if err == nil || errors.Is(err, tokencache.ErrNotFound) {
 		t.Fatalf("Walk with Redis down = %v, want a Redis error", err)
+	}
+}
+
+// repeatScans makes every SSCAN reply repeat the members that earlier
+// replies with the same MATCH returned, as Redis may after shrinking the
+// set during a scan, at its worst.
+type repeatScans struct {
+	mu   sync.Mutex          // guards seen
+	seen map[string][]string // by MATCH pattern
+}
+
+func (*repeatScans) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *repeatScans) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		sc, ok := cmd.(*redis.ScanCmd)
+		if !ok || err != nil || cmd.Name() != "sscan" {
+			return err
+		}
+		pattern := ""
+		for i, a := range cmd.Args() {
+			if s, _ := a.(string); strings.EqualFold(s, "match") && i+1 < len(cmd.Args()) {
+				pattern, _ = cmd.Args()[i+1].(string)
+			}
+		}
+		page, cursor := sc.Val()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		repeated := append(slices.Clone(h.seen[pattern]), page...)
+		h.seen[pattern] = append(h.seen[pattern], page...)
+		sc.SetVal(repeated, cursor)
+		return nil
+	}
+}
+func (*repeatScans) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// walkOnce walks s and fails the test if a token is visited twice; it
+// returns the IDs visited.
+func walkOnce(t *testing.T, s *redisstore.Store) map[string]bool {
+	t.Helper()
+	seen := map[string]bool{}
+	if err := s.Walk(context.Background(), func(tok tokencache.Token) error {
+		if seen[tok.ID] {
+			return fmt.Errorf("token %s visited twice", tok.ID)
+		}
+		seen[tok.ID] = true
+		return nil
+	}); err != nil {
+		t.Fatalf("Walk: %v", err)
+	}
+	return seen
+}
+
+// Walk visits a token once even when SSCAN returns its ID again and again,
+// in one pass and in several.
+func TestWalkDropsRepeatedMembers(t *testing.T) {
+	for _, classSize := range []int64{0, 100} {
+		t.Run(fmt.Sprint("class size ", classSize), func(t *testing.T) {
+			tg := redistest.New(t)
+			rdb := tg.Client(t)
+			ns := redistest.Namespace(t)
+			redistest.DropNamespaceAtCleanup(t, rdb, ns)
+			opts := []redisstore.Option{redisstore.WithNamespace(ns)}
+			if classSize > 0 {
+				opts = append(opts, redisstore.WithWalkClassSize(classSize))
+			}
+			s := redisstore.New(rdb, opts...)
+			ctx := context.Background()
+			want := map[string]bool{}
+			for i := range 1200 {
+				tok := tokencache.Token{UserName: fmt.Sprint("u", i), ClientID: "c", RefreshToken: fmt.Sprint("r", i)}
+				if err := s.SaveToken(ctx, &tok); err != nil {
+					t.Fatal(err)
+				}
+				want[tok.ID] = true
+			}
+			rdb.AddHook(&repeatScans{seen: map[string][]string{}})
+			got := walkOnce(t, s)
+			if len(got) != len(want) {
+				t.Fatalf("Walk visited %d tokens, want %d", len(got), len(want))
+			}
+		})
+	}
+}
+
+// With a set larger than a class, Walk makes several passes whose patterns
+// split the IDs, whatever characters they start with: every token is
+// visited exactly once.
+func TestWalkPassesSplitTheIDs(t *testing.T) {
+	_, s := walkStore(t, redisstore.WithWalkClassSize(60))
+	ctx := context.Background()
+	want := map[string]bool{}
+	save := func(tok tokencache.Token) {
+		t.Helper()
+		if err := s.SaveToken(ctx, &tok); err != nil {
+			t.Fatal(err)
+		}
+		want[tok.ID] = true
+	}
+	for i := range 300 { // random IDs, as SaveToken makes them
+		save(tokencache.Token{UserName: fmt.Sprint("u", i), ClientID: "c", RefreshToken: fmt.Sprint("r", i)})
+	}
+	for i := 1; i <= 250; i++ { // Zoho counters: first characters 1 to 9
+		save(tokencache.Token{ID: fmt.Sprint(i), UserName: fmt.Sprint("z", i), ClientID: "c", RefreshToken: fmt.Sprint("zr", i)})
+	}
+	for _, id := range []string{"-a", ".b", "_c", "Zed", "A", "x", "0", "]", "["} {
+		if tokencache.ValidateID(id) != nil {
+			continue
+		}
+		save(tokencache.Token{ID: id, UserName: "odd" + id, ClientID: "c", RefreshToken: "or" + id})
+	}
+	classes, err := redisstore.WalkClasses(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(classes) < 5 {
+		t.Errorf("%d passes for %d tokens in classes of 60: %q", len(classes), len(want), classes)
+	}
+	got := walkOnce(t, s)
+	for id := range want {
+		if !got[id] {
+			t.Errorf("token %s not visited", id)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("Walk visited %d tokens, want %d", len(got), len(want))
+	}
+}
+
+// Tokens saved and deleted while Walk runs: those present throughout are
+// visited exactly once, the deleted ones at most once, and never twice.
+func TestWalkWhileTheSetChanges(t *testing.T) {
+	_, s := walkStore(t, redisstore.WithWalkClassSize(200))
+	ctx := context.Background()
+	var keep, drop []string
+	for i := range 1500 {
+		tok := tokencache.Token{UserName: fmt.Sprint("u", i), ClientID: "c", RefreshToken: fmt.Sprint("r", i)}
+		if err := s.SaveToken(ctx, &tok); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 0 {
+			keep = append(keep, tok.ID)
+		} else {
+			drop = append(drop, tok.ID)
+		}
+	}
+	seen := map[string]bool{}
+	changed := false
+	err := s.Walk(ctx, func(tok tokencache.Token) error {
+		if seen[tok.ID] {
+			return fmt.Errorf("token %s visited twice", tok.ID)
+		}
+		seen[tok.ID] = true
+		if !changed {
+			// A mass delete (Redis shrinks the set) and new tokens.
+			changed = true
+			for _, id := range drop {
+				if err := s.DeleteToken(ctx, id); err != nil {
+					return err
+				}
+			}
+			for i := range 300 {
+				nt := tokencache.Token{UserName: fmt.Sprint("new", i), ClientID: "c", RefreshToken: fmt.Sprint("nr", i)}
+				if err := s.SaveToken(ctx, &nt); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range keep {
+		if !seen[id] {
+			t.Errorf("token %s, present throughout, not visited", id)
+		}
 	}
 }

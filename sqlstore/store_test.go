@@ -484,3 +484,68 @@ func TestWalk(t *testing.T) {
 		})
 	}
 }
+
+// TestWalkWhileTokensChange saves and deletes tokens while Walk runs: the
+// keyset pages never repeat a token, every token present throughout is
+// visited, and a token deleted before its page is read is not.
+func TestWalkWhileTokensChange(t *testing.T) {
+	for _, tg := range sqltest.Targets(t) {
+		t.Run(tg.Name, func(t *testing.T) {
+			s := sqltest.Open(t, tg)
+			var keep, drop []string
+			for i := range 1300 {
+				tok := tokencache.Token{UserName: fmt.Sprint("change-", i), ClientID: "c", RefreshToken: fmt.Sprint("r", i)}
+				if err := s.SaveToken(bg(), &tok); err != nil {
+					t.Fatal(err)
+				}
+				if i%3 == 0 {
+					keep = append(keep, tok.ID)
+				} else {
+					drop = append(drop, tok.ID)
+				}
+			}
+			dropped := map[string]bool{}
+			for _, id := range drop {
+				dropped[id] = true
+			}
+			seen := map[string]bool{}
+			deletedSeen, added := 0, 0
+			err := s.Walk(bg(), func(tok tokencache.Token) error {
+				if seen[tok.ID] {
+					return fmt.Errorf("token %s visited twice", tok.ID)
+				}
+				seen[tok.ID] = true
+				if dropped[tok.ID] {
+					deletedSeen++
+				}
+				if len(seen) == 1 {
+					for _, id := range drop {
+						if err := s.DeleteToken(bg(), id); err != nil {
+							return err
+						}
+					}
+				}
+				if added < 200 { // new tokens, some before the cursor and some after
+					added++
+					nt := tokencache.Token{UserName: fmt.Sprint("added-", added), ClientID: "c", RefreshToken: fmt.Sprint("ar", added)}
+					if err := s.SaveToken(bg(), &nt); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range keep {
+				if !seen[id] {
+					t.Errorf("token %s, present throughout, not visited", id)
+				}
+			}
+			// Only the first page was read before the delete.
+			if deletedSeen > 500 {
+				t.Errorf("%d deleted tokens visited, want at most one page (500)", deletedSeen)
+			}
+		})
+	}
+}

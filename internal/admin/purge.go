@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokencache/tokencache"
 	"github.com/tokencache/tokencache/internal/cli"
 )
 
@@ -50,13 +51,15 @@ failure: the purge did not happen). --yes skips the question.`,
 // RunPurge deletes the namespace's tokens.
 func RunPurge(ctx context.Context, o *PurgeOptions) error {
 	return o.F.WithStore(ctx, func(c *cli.Conn) error {
-		tokens, err := c.Store.GetTokens(ctx)
-		if err != nil {
+		// Count by walking (no token is kept); DeleteTokens then deletes a
+		// page at a time (redisstore: batches of the set of IDs).
+		n := 0
+		if err := cli.WalkTokens(ctx, c.Store, func(tokencache.Token) error { n++; return nil }); err != nil {
 			return err
 		}
 		ns := c.Store.Namespace()
 		io := o.F.IO
-		if len(tokens) == 0 {
+		if n == 0 {
 			// Index entries can outlive their tokens (a crash between two
 			// writes): DeleteTokens removes those too.
 			if err := c.Store.DeleteTokens(ctx); err != nil {
@@ -66,7 +69,7 @@ func RunPurge(ctx context.Context, o *PurgeOptions) error {
 			return nil
 		}
 		if !o.Yes {
-			fmt.Fprintf(io.ErrOut, "Delete all %d tokens in namespace %s? [y/N] ", len(tokens), ns)
+			fmt.Fprintf(io.ErrOut, "Delete all %d tokens in namespace %s? [y/N] ", n, ns)
 			ok, ended := answeredYes(io.In)
 			if !ended {
 				fmt.Fprintln(io.ErrOut) // no Enter was typed: end the question's line
@@ -78,7 +81,7 @@ func RunPurge(ctx context.Context, o *PurgeOptions) error {
 		if err := c.Store.DeleteTokens(ctx); err != nil {
 			return err
 		}
-		fmt.Fprintf(io.Out, "deleted %d tokens from namespace %s\n", len(tokens), ns)
+		fmt.Fprintf(io.Out, "deleted %d tokens from namespace %s\n", n, ns)
 		return nil
 	})
 }

@@ -46,7 +46,8 @@ func NewCmdStats(f *cli.Factory, runF func(context.Context, *StatsOptions) error
 	cmd := &cobra.Command{
 		Use:   "stats",
 		Short: "Count the namespace's tokens and the Redis memory they use",
-		Long: `Count the live tokens of the namespace: those whose access token expires
+		Long: `Count the live tokens of the namespace (walked a page at a time, so the
+memory does not grow with the store; of the record, with --durable): those whose access token expires
 within --soon, those whose access token has expired but that have a refresh
 token to renew it, those without a refresh token (they vanish when their
 access token expires), and those that never expire.
@@ -76,13 +77,16 @@ not answer MEMORY USAGE, the memory is "n/a" with the reason.`,
 // RunStats prints the counts.
 func RunStats(ctx context.Context, o *StatsOptions) error {
 	return o.F.WithStore(ctx, func(c *cli.Conn) error {
-		tokens, err := c.Store.GetTokens(ctx)
+		ns := c.Store.Namespace()
+		st := tokenStats{Namespace: ns, Soon: o.Soon.String()}
+		now := o.F.Now()
+		err := cli.WalkTokens(ctx, c.Store, func(t tokencache.Token) error {
+			st.count(t, now, o.Soon)
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		ns := c.Store.Namespace()
-		st := countTokenStates(tokens, o.F.Now(), o.Soon)
-		st.Namespace = ns
 		usage, err := namespaceMemory(ctx, c.Redis, ns)
 		if err != nil {
 			return err
@@ -99,24 +103,22 @@ func RunStats(ctx context.Context, o *StatsOptions) error {
 	})
 }
 
-func countTokenStates(tokens []tokencache.Token, now time.Time, soon time.Duration) tokenStats {
-	st := tokenStats{Tokens: len(tokens), Soon: soon.String()}
-	for _, t := range tokens {
-		switch {
-		case t.Expiry.IsZero():
-			st.NeverExpiring++
-		case !now.Before(t.Expiry):
-			if t.RefreshToken != "" {
-				st.ExpiredRefreshable++
-			}
-		case t.ExpiresWithin(now, soon):
-			st.ExpiringSoon++
+// count adds t to the counts: stats walks the store and keeps no token.
+func (st *tokenStats) count(t tokencache.Token, now time.Time, soon time.Duration) {
+	st.Tokens++
+	switch {
+	case t.Expiry.IsZero():
+		st.NeverExpiring++
+	case !now.Before(t.Expiry):
+		if t.RefreshToken != "" {
+			st.ExpiredRefreshable++
 		}
-		if t.RefreshToken == "" {
-			st.WithoutRefreshToken++
-		}
+	case t.ExpiresWithin(now, soon):
+		st.ExpiringSoon++
 	}
-	return st
+	if t.RefreshToken == "" {
+		st.WithoutRefreshToken++
+	}
 }
 
 func (st tokenStats) writeText(w io.Writer, soon time.Duration) error {

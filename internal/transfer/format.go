@@ -34,9 +34,27 @@ type Format struct {
 	// Read calls fn with each record of in, in order, until the input ends
 	// (nil) or fn or the input fails (that error).
 	Read func(ctx context.Context, in Input, fn func(Record) error) error
-	// Write writes tokens, secrets emptied unless withSecrets; nil when the
-	// format cannot be exported to.
-	Write func(w io.Writer, tokens []tokencache.Token, withSecrets bool) error
+	// Write returns a writer of tokens to w, one at a time, secrets emptied
+	// unless withSecrets; nil when the format cannot be exported to. It
+	// holds no token after writing it, so an export of any size needs the
+	// memory of one token and a buffer.
+	Write func(w io.Writer, withSecrets bool) (TokenWriter, error)
+}
+
+// TokenWriter writes tokens in a format.
+type TokenWriter interface {
+	// Write writes one token.
+	Write(t tokencache.Token) error
+	// Flush writes what is buffered; call it once after the last token.
+	Flush() error
+}
+
+// withoutSecrets empties t's secrets unless keep.
+func withoutSecrets(t tokencache.Token, keep bool) tokencache.Token {
+	if !keep {
+		t.ClientSecret, t.RefreshToken, t.AccessToken, t.GrantToken = "", "", "", ""
+	}
+	return t
 }
 
 // Formats are the known formats by name.

@@ -117,24 +117,29 @@ type jsonLine struct {
 	Version      int64      `json:"version"`
 }
 
-// writeJSONLines writes one JSON token per line, its secrets emptied unless
-// withSecrets.
-func writeJSONLines(w io.Writer, tokens []tokencache.Token, withSecrets bool) error {
+// jsonLinesWriter writes one JSON token per line.
+type jsonLinesWriter struct {
+	bw          *bufio.Writer
+	enc         *json.Encoder
+	withSecrets bool
+}
+
+// writeJSONLines returns a writer of one JSON token per line, secrets
+// emptied unless withSecrets.
+func writeJSONLines(w io.Writer, withSecrets bool) (TokenWriter, error) {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
-	for _, t := range tokens {
-		if !withSecrets {
-			t.ClientSecret, t.RefreshToken, t.AccessToken, t.GrantToken = "", "", "", ""
-		}
-		line := jsonLine{
-			ID: t.ID, UserName: t.UserName, ClientID: t.ClientID, ClientSecret: t.ClientSecret,
-			RefreshToken: t.RefreshToken, AccessToken: t.AccessToken, GrantToken: t.GrantToken,
-			Expiry: view.ExpiryPtr(t.Expiry), RedirectURL: t.RedirectURL, APIDomain: t.APIDomain, Version: t.Version,
-		}
-		if err := enc.Encode(line); err != nil {
-			return err
-		}
-	}
-	return bw.Flush()
+	return &jsonLinesWriter{bw: bw, enc: enc, withSecrets: withSecrets}, nil
 }
+
+func (jw *jsonLinesWriter) Write(t tokencache.Token) error {
+	t = withoutSecrets(t, jw.withSecrets)
+	return jw.enc.Encode(jsonLine{
+		ID: t.ID, UserName: t.UserName, ClientID: t.ClientID, ClientSecret: t.ClientSecret,
+		RefreshToken: t.RefreshToken, AccessToken: t.AccessToken, GrantToken: t.GrantToken,
+		Expiry: view.ExpiryPtr(t.Expiry), RedirectURL: t.RedirectURL, APIDomain: t.APIDomain, Version: t.Version,
+	})
+}
+
+func (jw *jsonLinesWriter) Flush() error { return jw.bw.Flush() }

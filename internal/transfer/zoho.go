@@ -48,20 +48,25 @@ func readZohoDB(ctx context.Context, in Input, fn func(Record) error) error {
 	return err
 }
 
-// writeZohoCSV writes the Zoho SDK FileStore CSV, secrets emptied unless
-// withSecrets.
-func writeZohoCSV(w io.Writer, tokens []tokencache.Token, withSecrets bool) error {
+// zohoCSVWriter writes the Zoho SDK FileStore CSV.
+type zohoCSVWriter struct {
+	cw          *zohofmt.CSVWriter
+	withSecrets bool
+}
+
+// writeZohoCSV returns a writer of the Zoho SDK FileStore CSV (the header
+// is written at once), secrets emptied unless withSecrets. Each row's id is
+// the token's own ID: imported Zoho IDs (1, 2, ...) come back as they were.
+func writeZohoCSV(w io.Writer, withSecrets bool) (TokenWriter, error) {
 	cw, err := zohofmt.NewCSVWriter(w)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for _, t := range tokens {
-		if !withSecrets {
-			t.ClientSecret, t.RefreshToken, t.AccessToken, t.GrantToken = "", "", "", ""
-		}
-		if err := cw.Write(t); err != nil {
-			return err
-		}
-	}
-	return cw.Flush()
+	return &zohoCSVWriter{cw: cw, withSecrets: withSecrets}, nil
 }
+
+func (zw *zohoCSVWriter) Write(t tokencache.Token) error {
+	return zw.cw.Write(withoutSecrets(t, zw.withSecrets))
+}
+
+func (zw *zohoCSVWriter) Flush() error { return zw.cw.Flush() }
