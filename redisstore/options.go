@@ -36,6 +36,8 @@ type config struct {
 	acks         int      // replicas that must acknowledge a write; 0: none
 	ackWait      time.Duration
 	pendingBound time.Duration // tests shorten it (export_test.go)
+	bucketBits   uint          // tests use fewer buckets (export_test.go)
+	expirySlack  int64         // seconds; tests set 0 (export_test.go)
 	now          func() time.Time
 	hints        int
 	obs          Observer         // nil: nobody is told
@@ -50,6 +52,8 @@ func newConfig(opts []Option) config {
 		now:          time.Now,
 		hints:        DefaultHintCacheSize,
 		pendingBound: defaultPendingBound,
+		expirySlack:  defaultExpirySlack,
+		bucketBits:   defaultBucketBits,
 	}
 	for _, opt := range opts {
 		if opt != nil {

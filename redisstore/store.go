@@ -32,6 +32,10 @@ type Store struct {
 	left         leftClaims    // claims of failed saves of this process
 
 	scriptsLoaded atomic.Bool // pipelineScripts are loaded in Redis, as far as we know
+
+	migrated      atomic.Bool  // the layout marker was seen: no legacy index keys to read
+	layoutChecked atomic.Int64 // when the marker was last looked for in vain (Unix ns); 0: never
+	expirySlack   int64        // seconds an index member outlives its TTL (see claimScript)
 }
 
 var _ tokencache.Store = (*Store)(nil)
@@ -43,7 +47,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 	c := newConfig(opts)
 	s := &Store{
 		rdb:       rdb,
-		keys:      keys{ns: c.namespace, indexKey: c.indexKey},
+		keys:      keys{ns: c.namespace, indexKey: c.indexKey, bucketBits: c.bucketBits},
 		retention: c.retention,
 		now:       c.now,
 		hints:     newHints(c.hints),
@@ -53,9 +57,10 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 		err:       c.err,
 
 		pendingBound: c.pendingBound,
+		expirySlack:  c.expirySlack,
 	}
 	for _, k := range c.prevKeys {
-		s.prev = append(s.prev, keys{ns: c.namespace, indexKey: k})
+		s.prev = append(s.prev, keys{ns: c.namespace, indexKey: k, bucketBits: c.bucketBits})
 	}
 	if rdb == nil && s.err == nil {
 		s.err = fmt.Errorf("%w: nil Redis client", ErrBadOption)
