@@ -188,9 +188,12 @@ func (s *Store) DeleteTokens(ctx context.Context) error {
 
 // Reindex writes every token's index entries under the current index key
 // (WithIndexKey) and removes its entries under the previous ones
-// (WithPreviousIndexKeys). It returns how many tokens it indexed. It is safe
-// while other processes use the store, and after a failure it can simply
-// run again.
+// (WithPreviousIndexKeys) and those of the sorted-set layout of earlier
+// versions; once every token is done it writes the layout marker, after
+// which lookups stop looking for entries of that layout. It returns how
+// many tokens it indexed. It is safe while other processes of this version
+// use the store, and after a failure it can simply run again. Run it only
+// once no process of an earlier version writes to the namespace.
 func (s *Store) Reindex(ctx context.Context) (moved int, err error) {
 	if s.err != nil {
 		return 0, s.err
