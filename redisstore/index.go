@@ -87,7 +87,10 @@ func (s *Store) reindexToken(ctx context.Context, d decoded) error {
 	if err := s.settle(ctx, overtaken); err != nil {
 		return err
 	}
-	legacy := !s.migrated.Load()
+	legacy, err := s.legacyMayExist(ctx)
+	if err != nil {
+		legacy = true // clean up legacy keys too, in case
+	}
 	prefix := memberPrefix(t.ID, d.inc)
 	return s.pipelined(ctx, func(p redis.Pipeliner) {
 		for _, rule := range indexKinds {

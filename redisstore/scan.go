@@ -66,7 +66,10 @@ func (s *Store) unindex(ctx context.Context, gone []decoded) {
 		return
 	}
 	members := make([]any, 0, len(gone))
-	legacy := !s.migrated.Load()
+	legacy, err := s.legacyMayExist(ctx)
+	if err != nil {
+		legacy = true // clean up legacy keys too, in case
+	}
 	_ = s.pipelined(ctx, func(p redis.Pipeliner) {
 		for _, d := range gone {
 			members = append(members, setMember(d.token.ID, d.inc))
