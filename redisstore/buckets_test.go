@@ -333,8 +333,8 @@ func TestBucketManyFields(t *testing.T) {
 	if err := s.DeleteTokens(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if left := redistest.Keys(t, rdb, s.Namespace()+":"); len(left) > 0 {
-		t.Errorf("DeleteTokens left %q", left)
+	if left := redistest.Keys(t, rdb, s.Namespace()+":"); len(left) != 1 || left[0] != redisstore.LayoutKey(s) {
+		t.Errorf("DeleteTokens left %q, want only the layout marker", left)
 	}
 }
 

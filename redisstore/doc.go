@@ -286,8 +286,8 @@
 // the layout marker exists: written by Reindex after it has re-indexed
 // every live token (each then has a bucket entry for every value it holds),
 // or by the first lookup in a namespace without a set of IDs (no token, so
-// no legacy entry can name a live one), and removed by DeleteTokens when
-// nothing is left (the next lookup writes it again). A process that sees
+// no legacy entry can name a live one). It is never removed (DeleteTokens
+// leaves it: nothing writes the legacy layout again). A process that sees
 // the marker remembers it; one that does not looks again at most every 5 s.
 // The marker only ever says that no legacy entry names a live token that
 // lacks a bucket entry, so a process that has not seen it yet reads legacy

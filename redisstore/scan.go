@@ -163,12 +163,7 @@ func (s *Store) deleteTokens(ctx context.Context) error {
 			return wrap("delete tokens", err)
 		}
 		if found == 0 {
-			// With no token left, no legacy entry can matter: the next
-			// lookup that misses writes the marker again (legacyMayExist).
-			if err := s.rdb.Del(ctx, s.keys.layout()).Err(); err != nil {
-				return wrap("delete tokens", err)
-			}
-			return nil
+			return nil // the layout marker stays: it is still true
 		}
 	}
 	return nil
