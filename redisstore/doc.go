@@ -80,12 +80,12 @@
 // Expired members are removed by writes, never by readers (a reader checks
 // every member against its hash anyway, and an expired member's hash has
 // expired too): claimScript and bucketDropScript remove the expired members
-// of the field they change, and those of up to 8 other fields of the same
-// bucket (HRANDFIELD 8), so each write to a bucket does bounded work
-// (reading and rewriting at most 9 fields) and the entries of tokens whose
-// hashes expired by TTL do not accumulate: with 65,536 buckets per kind and
-// n values, a bucket holds about n/65,536 fields, each write to it checks 8
-// of them, and every save writes 3 or 4 buckets. An expired member is
+// of the field they change, and claimScript also those of up to 8 other
+// fields of the same bucket (HRANDFIELD 8), so each write to a bucket does
+// bounded work (reading and rewriting at most 9 fields) and the entries of
+// tokens whose hashes expired by TTL do not accumulate: with 65,536 buckets
+// per kind and n values, a bucket holds about n/65,536 fields, each claim
+// in it checks 8 of them, and every save claims in 3 or 4 buckets. An expired member is
 // removable for the same reason as a dead one (Definitions): its TTL was the
 // hash's, which ran out, so its claim committed and expired, or its save
 // stalled between claim and commit for longer than its TTL, the case the

@@ -311,8 +311,10 @@ return {1}
 // otherwise those with prefix ARGV[2] ("ID:incarnation:") whose revision is
 // at most ARGV[3], the entries of a value the token no longer holds (a
 // claim of a later revision, which may be moving the token back onto the
-// value, stays). Expired members of the field and of up to 8 other fields
-// go too. It returns how many members it removed, expired ones not counted.
+// value, stays). Expired members of the field go too; other fields are
+// left to claims (pruning them here too made DeleteTokens of 100,000 tokens
+// about 25 % slower). It returns how many members it removed, expired ones
+// not counted.
 var bucketDropScript = redis.NewScript(bucketLib + `
 local key, field, prefix, maxrev, exact = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local v = redis.call('HGET', key, field)
@@ -330,7 +332,6 @@ for _, e in ipairs(unexpired(all, nows)) do
   if gone then n = n + 1 else keep[#keep + 1] = e end
 end
 if v and #keep < #all then put(key, field, keep) end
-prune(key, field, nows)
 return n
 `)
 
