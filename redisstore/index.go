@@ -7,8 +7,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// reindex walks every token and moves its index entries to the current
-// index key.
+// reindex walks every token and moves its index entries to the bucket
+// hashes of the current index key, from previous index keys and from the
+// legacy layout. Once every live token is done it writes the layout
+// marker: lookups then stop reading legacy keys.
 func (s *Store) reindex(ctx context.Context) (int, error) {
 	moved := 0
 	err := s.eachBatch(ctx, func(batch []string, hashes []map[string]string) error {
@@ -31,6 +33,10 @@ func (s *Store) reindex(ctx context.Context) (int, error) {
 	if err != nil {
 		return moved, wrap("reindex", err)
 	}
+	if err := s.rdb.Set(ctx, s.keys.layout(), layoutBuckets, 0).Err(); err != nil {
+		return moved, wrap("reindex", err)
+	}
+	s.migrated.Store(true)
 	return moved, nil
 }
 
@@ -49,9 +55,9 @@ func (s *Store) reindexToken(ctx context.Context, d decoded) error {
 	)
 	err := s.pipelined(ctx, func(p redis.Pipeliner) {
 		for i, rule := range indexKinds {
-			key := s.keys.index(rule, t)
+			ref := s.keys.index(rule, t)
 			ttl := s.indexTTL(rule, t, now)
-			if key == "" || ttl < 0 {
+			if ref.key == "" || ttl < 0 {
 				continue
 			}
 			score, flags := d.score[i], "e"
@@ -59,7 +65,7 @@ func (s *Store) reindexToken(ctx context.Context, d decoded) error {
 				score, flags = now.UnixMilli(), ""
 			}
 			kinds[i] = i
-			claims[i] = claimScript.EvalSha(ctx, p, []string{key}, mem.String(), memberPrefix(t.ID, d.inc), score, flags, ttl.Milliseconds())
+			claims[i] = claimScript.EvalSha(ctx, p, []string{ref.key}, ref.field, mem.String(), memberPrefix(t.ID, d.inc), score, flags, ttl.Milliseconds(), s.expirySlack)
 		}
 	})
 	if err != nil {
@@ -81,12 +87,24 @@ func (s *Store) reindexToken(ctx context.Context, d decoded) error {
 	if err := s.settle(ctx, overtaken); err != nil {
 		return err
 	}
+	legacy, err := s.legacyMayExist(ctx)
+	if err != nil {
+		legacy = true // clean up legacy keys too, in case
+	}
+	prefix := memberPrefix(t.ID, d.inc)
 	return s.pipelined(ctx, func(p redis.Pipeliner) {
-		for _, prev := range s.prev {
-			for _, rule := range indexKinds {
-				old := prev.index(rule, t)
-				if old != "" && old != s.keys.index(rule, t) {
-					dropScript.EvalSha(ctx, p, []string{old}, memberPrefix(t.ID, d.inc), math.MaxInt64)
+		for _, rule := range indexKinds {
+			if legacy {
+				if old := s.keys.legacy(rule, t); old.key != "" {
+					dropScript.EvalSha(ctx, p, []string{old.key}, prefix, math.MaxInt64)
+				}
+			}
+			for _, prev := range s.prev {
+				if old := prev.index(rule, t); old.key != "" && old != s.keys.index(rule, t) {
+					bucketDropScript.EvalSha(ctx, p, []string{old.key}, old.field, prefix, math.MaxInt64, "")
+				}
+				if old := prev.legacy(rule, t); legacy && old.key != "" && old != s.keys.legacy(rule, t) {
+					dropScript.EvalSha(ctx, p, []string{old.key}, prefix, math.MaxInt64)
 				}
 			}
 		}

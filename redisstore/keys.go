@@ -22,8 +22,9 @@ var indexKinds = [...]tokencache.Rule{
 
 // keys builds the key names of one namespace.
 type keys struct {
-	ns       string
-	indexKey []byte // HMAC key for digests; nil means plain SHA-256
+	ns         string
+	indexKey   []byte // HMAC key for digests; nil means plain SHA-256
+	bucketBits uint   // bits of the digest that choose the bucket (at most 16)
 }
 
 // hash is the key of the hash holding the token with this ID. The braces
@@ -33,10 +34,23 @@ func (k keys) hash(id string) string { return k.ns + ":t:{" + id + "}" }
 // ids is the key of the set of all token IDs.
 func (k keys) ids() string { return k.ns + ":ids" }
 
-// index returns the key of the index entry that rule uses to find t, or ""
-// when t has no value for it. The name holds a digest, never the value.
-func (k keys) index(rule tokencache.Rule, t tokencache.Token) string {
-	var kind byte
+// defaultBucketBits is how many bits of a digest choose its bucket: 65,536
+// bucket hashes per kind of index.
+const defaultBucketBits = 16
+
+// ixRef names one index entry: the field of a bucket hash that holds the
+// members of one value, or, with field empty, a key of the legacy layout
+// (a sorted set per value, or a string before that).
+type ixRef struct {
+	key, field string
+}
+
+// hintKey names the entry in the hint cache.
+func (r ixRef) hintKey() string { return r.key + " " + r.field }
+
+// digest is the index digest of the value t has for rule; ok is false when
+// t has no value for it.
+func (k keys) digest(rule tokencache.Rule, t tokencache.Token) (kind byte, digest [16]byte, ok bool) {
 	var scope, value string
 	switch rule {
 	case tokencache.RuleUserName:
@@ -48,10 +62,10 @@ func (k keys) index(rule tokencache.Rule, t tokencache.Token) string {
 	case tokencache.RuleAccessToken:
 		kind, value = 'a', t.AccessToken
 	default:
-		return ""
+		return 0, digest, false
 	}
 	if value == "" {
-		return ""
+		return 0, digest, false
 	}
 	var h hash.Hash
 	if k.indexKey != nil {
@@ -67,17 +81,60 @@ func (k keys) index(rule tokencache.Rule, t tokencache.Token) string {
 	h.Write([]byte(scope))
 	h.Write([]byte(value))
 	var sum [sha256.Size]byte
-	digest := h.Sum(sum[:0])[:16]
+	copy(digest[:], h.Sum(sum[:0]))
+	return kind, digest, true
+}
 
+// index returns the index entry that rule uses to find t: the field of a
+// bucket hash "ns:kind:BUCKET", where BUCKET is the first bucketBits bits of
+// the digest (3 base64url characters) and the field the other 14 bytes of
+// the digest, raw (a listpack entry is binary-safe; 5 bytes fewer than
+// base64 on each of the 3 or 4 entries of every token). It returns the zero ixRef when t has no value
+// for rule. No name ever holds the value itself.
+func (k keys) index(rule tokencache.Rule, t tokencache.Token) ixRef {
+	kind, d, ok := k.digest(rule, t)
+	if !ok {
+		return ixRef{}
+	}
+	b := uint16(0)
+	if bits := min(k.bucketBits, 16); bits > 0 {
+		b = (uint16(d[0])<<8 | uint16(d[1])) >> (16 - bits)
+	}
+	var bb [2]byte
+	binary.BigEndian.PutUint16(bb[:], b)
+	var sb strings.Builder
+	sb.Grow(len(k.ns) + 3 + 3)
+	sb.WriteString(k.ns)
+	sb.WriteByte(':')
+	sb.WriteByte(kind)
+	sb.WriteByte(':')
+	sb.WriteString(base64.RawURLEncoding.EncodeToString(bb[:]))
+	return ixRef{key: sb.String(), field: string(d[2:])}
+}
+
+// legacy returns the key of the index entry of the legacy layout (one key
+// per value: a sorted set, or a string before that), or the zero ixRef.
+// Only readers and clean-ups use it; nothing writes this layout any more.
+func (k keys) legacy(rule tokencache.Rule, t tokencache.Token) ixRef {
+	kind, d, ok := k.digest(rule, t)
+	if !ok {
+		return ixRef{}
+	}
 	var b strings.Builder
 	b.Grow(len(k.ns) + 3 + 22)
 	b.WriteString(k.ns)
 	b.WriteByte(':')
 	b.WriteByte(kind)
 	b.WriteByte(':')
-	b.WriteString(base64.RawURLEncoding.EncodeToString(digest))
-	return b.String()
+	b.WriteString(base64.RawURLEncoding.EncodeToString(d[:]))
+	return ixRef{key: b.String()}
 }
+
+// layout is the key of the layout marker: when it exists, no entry of the
+// legacy layout matters any more (the namespace started empty with bucket
+// hashes, or Reindex moved every live token's entries), and lookups no
+// longer look for them.
+func (k keys) layout() string { return k.ns + ":layout" }
 
 // abort is the key of the set of fenced claims "incarnation:revision" of
 // the token with this ID; it shares the hash's slot.

@@ -37,6 +37,8 @@ type config struct {
 	ackWait      time.Duration
 	pendingBound time.Duration // tests shorten it (export_test.go)
 	walkClass    int64         // members per pass of Walk; tests shrink it (export_test.go)
+	bucketBits   uint          // tests use fewer buckets (export_test.go)
+	expirySlack  int64         // seconds; tests set 0 (export_test.go)
 	now          func() time.Time
 	hints        int
 	obs          Observer         // nil: nobody is told
@@ -52,6 +54,8 @@ func newConfig(opts []Option) config {
 		hints:        DefaultHintCacheSize,
 		pendingBound: defaultPendingBound,
 		walkClass:    walkClassSize,
+		expirySlack:  defaultExpirySlack,
+		bucketBits:   defaultBucketBits,
 	}
 	for _, opt := range opts {
 		if opt != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -83,13 +85,15 @@ type lookupResult struct {
 }
 
 // lookup finds the token query matches through the index of rule: the
-// valid member with the highest score, under the current index key and
-// then under the previous ones. A hint, when it holds, saves reading the
-// index.
+// valid member with the highest score, in the bucket entry of the current
+// index key, then, while the namespace may still hold entries of the
+// legacy layout, in its legacy key, then under each previous index key the
+// same way. A hint, when it holds, saves reading the index.
 func (s *Store) lookup(ctx context.Context, query tokencache.Token, rule tokencache.Rule) (lookupResult, error) {
 	kind := kindIndex(rule)
-	key := s.keys.index(rule, query)
-	if id, ok := s.hints.get(key); ok {
+	ref := s.keys.index(rule, query)
+	hk := ref.hintKey()
+	if id, ok := s.hints.get(hk); ok {
 		d, found, err := s.readHash(ctx, id)
 		if err != nil {
 			return lookupResult{}, err
@@ -97,27 +101,39 @@ func (s *Store) lookup(ctx context.Context, query tokencache.Token, rule tokenca
 		if found && tokencache.Matches(query, d.token, s.now()) && d.hintHolds(kind) {
 			return lookupResult{d: d, found: true}, nil
 		}
-		s.hints.drop(key)
+		s.hints.drop(hk)
 	}
-	r, err := s.walk(ctx, key, query, kind)
+	r, err := s.walk(ctx, ref, query, kind)
 	if err != nil || r.found {
 		if r.found {
-			s.hints.put(key, r.d.token.ID)
+			s.hints.put(hk, r.d.token.ID)
 		}
 		return r, err
 	}
+	legacy, err := s.legacyMayExist(ctx)
+	if err != nil {
+		return lookupResult{}, err
+	}
+	var older []ixRef
+	if legacy {
+		older = append(older, s.keys.legacy(rule, query))
+	}
 	for _, prev := range s.prev {
-		old := prev.index(rule, query)
-		if old == key {
-			continue
+		if old := prev.index(rule, query); old != ref {
+			older = append(older, old)
 		}
+		if old := prev.legacy(rule, query); legacy && old != s.keys.legacy(rule, query) {
+			older = append(older, old)
+		}
+	}
+	for _, old := range older {
 		pr, err := s.walk(ctx, old, query, kind)
 		if err != nil {
 			return lookupResult{}, err
 		}
 		if pr.found {
-			// Move the token's entries to the current key; a failure
-			// leaves them where they are, still found this way.
+			// Move the token's entries to the current key's buckets; a
+			// failure leaves them where they are, still found this way.
 			_ = s.reindexToken(ctx, pr.d)
 			return pr, nil
 		}
@@ -126,12 +142,55 @@ func (s *Store) lookup(ctx context.Context, query tokencache.Token, rule tokenca
 	return r, nil
 }
 
+// layoutRecheck is how long a process that found no layout marker goes on
+// reading legacy index keys before it looks for the marker again.
+const layoutRecheck = 5 * time.Second
+
+// legacyMayExist reports whether lookups must still read the legacy index
+// keys: until the layout marker exists. A process that sees the marker
+// remembers it; one that does not looks again after layoutRecheck. When the
+// namespace holds no token at all (no set of IDs), it writes the marker
+// itself: nothing of the legacy layout can matter there.
+func (s *Store) legacyMayExist(ctx context.Context) (bool, error) {
+	if s.migrated.Load() {
+		return false, nil
+	}
+	if t := s.layoutChecked.Load(); t != 0 && time.Since(time.Unix(0, t)) < layoutRecheck {
+		return true, nil
+	}
+	var marker *redis.IntCmd
+	var ids *redis.IntCmd
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		marker = p.Exists(ctx, s.keys.layout())
+		ids = p.Exists(ctx, s.keys.ids())
+		return nil
+	}); err != nil {
+		return false, err
+	}
+	if marker.Val() == 0 && ids.Val() == 0 {
+		if err := s.rdb.SetNX(ctx, s.keys.layout(), layoutBuckets, 0).Err(); err != nil {
+			return false, err
+		}
+		s.migrated.Store(true)
+		return false, nil
+	}
+	if marker.Val() > 0 {
+		s.migrated.Store(true)
+		return false, nil
+	}
+	s.layoutChecked.Store(time.Now().UnixNano())
+	return true, nil
+}
+
+// layoutBuckets is the value of the layout marker.
+const layoutBuckets = "buckets"
+
 // walk reads the index key and checks its members against their hashes in
 // score order, highest first. A member is valid when its hash is of its
 // incarnation and matches query; the answer is the valid one whose hash
 // committed the highest claim score for this kind. Members that can never
 // be valid again are removed (best effort: a failure changes no answer).
-func (s *Store) walk(ctx context.Context, key string, query tokencache.Token, kind int) (lookupResult, error) {
+func (s *Store) walk(ctx context.Context, key ixRef, query tokencache.Token, kind int) (lookupResult, error) {
 	members, err := s.readIndex(ctx, key)
 	if err != nil {
 		return lookupResult{}, err
@@ -190,14 +249,25 @@ func (s *Store) walk(ctx context.Context, key string, query tokencache.Token, ki
 	return r, nil
 }
 
-// readIndex returns the members of an index key, highest score first. A
-// key of the legacy string layout is read as one member of score 0.
-func (s *Store) readIndex(ctx context.Context, key string) ([]redis.Z, error) {
-	zs, err := s.rdb.ZRevRangeWithScores(ctx, key, 0, -1).Result()
+// readIndex returns the members of an index entry, highest score first:
+// the members in a bucket field, or those of a legacy key (a sorted set,
+// or a string read as one member of score 0).
+func (s *Store) readIndex(ctx context.Context, ref ixRef) ([]redis.Z, error) {
+	if ref.field != "" {
+		v, err := s.rdb.HGet(ctx, ref.key, ref.field).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return parseEntries(v), nil
+	}
+	zs, err := s.rdb.ZRevRangeWithScores(ctx, ref.key, 0, -1).Result()
 	if err == nil || !redis.HasErrorPrefix(err, "WRONGTYPE") {
 		return zs, err
 	}
-	v, err := s.rdb.Get(ctx, key).Result()
+	v, err := s.rdb.Get(ctx, ref.key).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -211,11 +281,33 @@ func (s *Store) readIndex(ctx context.Context, key string) ([]redis.Z, error) {
 	return []redis.Z{{Score: 0, Member: m.String()}}, nil
 }
 
+// parseEntries decodes a bucket field (see bucketLib), highest score
+// first. Expiry is left to the scripts, which compare it with the
+// server's clock; a reader checks every member against its hash anyway.
+func parseEntries(v string) []redis.Z {
+	var out []redis.Z
+	for e := range strings.SplitSeq(v, ",") {
+		if e == "" {
+			continue
+		}
+		m, rest, _ := strings.Cut(e, ";")
+		sc, _, _ := strings.Cut(rest, ";")
+		score, _ := strconv.ParseInt(sc, 36, 64)
+		out = append(out, redis.Z{Score: float64(score), Member: m})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Score > out[j].Score })
+	return out
+}
+
 // dropMember removes exactly this member from an index, best effort. The
 // member names one claim of one incarnation, which nobody writes again, so
 // removing it can never remove a newer entry.
-func (s *Store) dropMember(ctx context.Context, key string, zm redis.Z) {
-	_ = s.rdb.ZRem(ctx, key, zm.Member).Err()
+func (s *Store) dropMember(ctx context.Context, ref ixRef, zm redis.Z) {
+	if ref.field != "" {
+		_ = bucketDropScript.Run(ctx, s.rdb, []string{ref.key}, ref.field, "", 0, zm.Member).Err()
+		return
+	}
+	_ = s.rdb.ZRem(ctx, ref.key, zm.Member).Err()
 }
 
 // formatScore writes a claim score as a hash field value.

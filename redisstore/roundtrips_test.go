@@ -71,5 +71,5 @@ func TestSaveRoundTrips(t *testing.T) {
 			t.Errorf("%s took %d round trips, budget %d", c.name, n, c.max)
 		}
 	}
-	_ = redisstore.IndexKey
+	_ = redisstore.IndexEntry
 }

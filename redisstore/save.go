@@ -24,6 +24,12 @@ const maxSaveAttempts = 60
 // this could still commit a fenced revision; see doc.go.
 const abortTTL = 24 * time.Hour
 
+// defaultExpirySlack is how many seconds an index member outlives the TTL
+// it was claimed with. The hash's TTL starts at the commit, a little after
+// the claim; the margin keeps the member at least as long as the hash for
+// any save that commits within it.
+const defaultExpirySlack = 5
+
 // maxTTL caps every TTL the store sets, so that an Expiry centuries ahead
 // cannot overflow the arithmetic.
 const maxTTL = 100 * 365 * 24 * time.Hour
@@ -242,7 +248,7 @@ func (s *Store) saveOnce(ctx context.Context, req saveReq) (bool, error) {
 		}
 	}()
 	var (
-		claimKeys [len(indexKinds)]string
+		claimKeys [len(indexKinds)]ixRef
 		claims    [len(indexKinds)]*redis.Cmd
 	)
 	nowMs := now.UnixMilli()
@@ -251,17 +257,17 @@ func (s *Store) saveOnce(ctx context.Context, req saveReq) (bool, error) {
 			p.SAdd(ctx, s.keys.ids(), setMember(tg.id, inc))
 		}
 		for i, rule := range indexKinds {
-			key := s.keys.index(rule, saved)
+			ref := s.keys.index(rule, saved)
 			ttl := s.indexTTL(rule, saved, now)
-			if key == "" || ttl < 0 {
+			if ref.key == "" || ttl < 0 {
 				continue
 			}
 			flags := ""
 			if rule == insertRule {
 				flags = "x"
 			}
-			claimKeys[i] = key
-			claims[i] = claimScript.EvalSha(ctx, p, []string{key}, mem.String(), memberPrefix(tg.id, inc), nowMs, flags, ttl.Milliseconds())
+			claimKeys[i] = ref
+			claims[i] = claimScript.EvalSha(ctx, p, []string{ref.key}, ref.field, mem.String(), memberPrefix(tg.id, inc), nowMs, flags, ttl.Milliseconds(), s.expirySlack)
 		}
 	})
 	if err != nil {
@@ -364,11 +370,11 @@ func (d decoded) Version() int64 { return d.token.Version }
 // afterCommit removes the index entries the commit made obsolete and
 // updates the hints.
 func (s *Store) afterCommit(ctx context.Context, tg target, saved tokencache.Token, inc string, rev int64, now time.Time) {
-	newKeys := map[string]bool{}
+	newKeys := map[ixRef]bool{}
 	for _, rule := range indexKinds {
-		if key := s.keys.index(rule, saved); key != "" && s.indexTTL(rule, saved, now) >= 0 {
-			newKeys[key] = true
-			s.hints.put(key, saved.ID)
+		if ref := s.keys.index(rule, saved); ref.key != "" && s.indexTTL(rule, saved, now) >= 0 {
+			newKeys[ref] = true
+			s.hints.put(ref.hintKey(), saved.ID)
 		}
 	}
 	if !tg.exists {
@@ -382,13 +388,13 @@ func (s *Store) afterCommit(ctx context.Context, tg target, saved tokencache.Tok
 	_ = s.pipelined(ctx, func(p redis.Pipeliner) {
 		for _, rule := range indexKinds {
 			old := s.keys.index(rule, tg.cur.token)
-			if old == "" || (sameInc && newKeys[old]) {
+			if old.key == "" || (sameInc && newKeys[old]) {
 				continue
 			}
 			if !newKeys[old] {
-				s.hints.drop(old)
+				s.hints.drop(old.hintKey())
 			}
-			dropScript.EvalSha(ctx, p, []string{old}, memberPrefix(saved.ID, tg.cur.inc), maxRev)
+			bucketDropScript.EvalSha(ctx, p, []string{old.key}, old.field, memberPrefix(saved.ID, tg.cur.inc), maxRev, "")
 		}
 		if !sameInc {
 			p.SRem(ctx, s.keys.ids(), setMember(saved.ID, tg.cur.inc))
@@ -399,11 +405,11 @@ func (s *Store) afterCommit(ctx context.Context, tg target, saved tokencache.Tok
 // abandon removes, best effort, the claims of an incarnation that will never
 // commit: its entries in keys and its member of the set of IDs. Readers
 // would otherwise wait for it for the pending bound, then fence and drop it.
-func (s *Store) abandon(ctx context.Context, mem member, keys []string) {
+func (s *Store) abandon(ctx context.Context, mem member, refs []ixRef) {
 	_ = s.pipelined(ctx, func(p redis.Pipeliner) {
-		for _, key := range keys {
-			if key != "" {
-				p.ZRem(ctx, key, mem.String())
+		for _, ref := range refs {
+			if ref.key != "" {
+				bucketDropScript.EvalSha(ctx, p, []string{ref.key}, ref.field, "", 0, mem.String())
 			}
 		}
 		p.SRem(ctx, s.keys.ids(), setMember(mem.id, mem.inc))
@@ -498,7 +504,7 @@ func (s *Store) hashTTL(t tokencache.Token, now time.Time) time.Duration {
 	return left + s.retention
 }
 
-// indexTTL is how long the token's index entry for rule lives: as long as
+// indexTTL is how long the token's index member for rule lives: as long as
 // the hash, except the access-token entry, which ends with the access token.
 // It is negative when there must be no entry: the access token has expired.
 func (s *Store) indexTTL(rule tokencache.Rule, t tokencache.Token, now time.Time) time.Duration {

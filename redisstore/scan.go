@@ -66,13 +66,21 @@ func (s *Store) unindex(ctx context.Context, gone []decoded) {
 		return
 	}
 	members := make([]any, 0, len(gone))
+	legacy, err := s.legacyMayExist(ctx)
+	if err != nil {
+		legacy = true // clean up legacy keys too, in case
+	}
 	_ = s.pipelined(ctx, func(p redis.Pipeliner) {
 		for _, d := range gone {
 			members = append(members, setMember(d.token.ID, d.inc))
+			prefix := memberPrefix(d.token.ID, d.inc)
 			for _, rule := range indexKinds {
-				if key := s.keys.index(rule, d.token); key != "" {
-					dropScript.EvalSha(ctx, p, []string{key}, memberPrefix(d.token.ID, d.inc), math.MaxInt64)
-					s.hints.drop(key)
+				if ref := s.keys.index(rule, d.token); ref.key != "" {
+					bucketDropScript.EvalSha(ctx, p, []string{ref.key}, ref.field, prefix, math.MaxInt64, "")
+					s.hints.drop(ref.hintKey())
+				}
+				if ref := s.keys.legacy(rule, d.token); legacy && ref.key != "" {
+					dropScript.EvalSha(ctx, p, []string{ref.key}, prefix, math.MaxInt64)
 				}
 			}
 		}
@@ -155,7 +163,7 @@ func (s *Store) deleteTokens(ctx context.Context) error {
 			return wrap("delete tokens", err)
 		}
 		if found == 0 {
-			return nil
+			return nil // the layout marker stays: it is still true
 		}
 	}
 	return nil

@@ -33,6 +33,10 @@ type Store struct {
 	left         leftClaims    // claims of failed saves of this process
 
 	scriptsLoaded atomic.Bool // pipelineScripts are loaded in Redis, as far as we know
+
+	migrated      atomic.Bool  // the layout marker was seen: no legacy index keys to read
+	layoutChecked atomic.Int64 // when the marker was last looked for in vain (Unix ns); 0: never
+	expirySlack   int64        // seconds an index member outlives its TTL (see claimScript)
 }
 
 var _ tokencache.Store = (*Store)(nil)
@@ -44,7 +48,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 	c := newConfig(opts)
 	s := &Store{
 		rdb:       rdb,
-		keys:      keys{ns: c.namespace, indexKey: c.indexKey},
+		keys:      keys{ns: c.namespace, indexKey: c.indexKey, bucketBits: c.bucketBits},
 		retention: c.retention,
 		now:       c.now,
 		hints:     newHints(c.hints),
@@ -55,9 +59,10 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 
 		pendingBound: c.pendingBound,
 		walkClassN:   c.walkClass,
+		expirySlack:  c.expirySlack,
 	}
 	for _, k := range c.prevKeys {
-		s.prev = append(s.prev, keys{ns: c.namespace, indexKey: k})
+		s.prev = append(s.prev, keys{ns: c.namespace, indexKey: k, bucketBits: c.bucketBits})
 	}
 	if rdb == nil && s.err == nil {
 		s.err = fmt.Errorf("%w: nil Redis client", ErrBadOption)
@@ -185,9 +190,12 @@ func (s *Store) DeleteTokens(ctx context.Context) error {
 
 // Reindex writes every token's index entries under the current index key
 // (WithIndexKey) and removes its entries under the previous ones
-// (WithPreviousIndexKeys). It returns how many tokens it indexed. It is safe
-// while other processes use the store, and after a failure it can simply
-// run again.
+// (WithPreviousIndexKeys) and those of the sorted-set layout of earlier
+// versions; once every token is done it writes the layout marker, after
+// which lookups stop looking for entries of that layout. It returns how
+// many tokens it indexed. It is safe while other processes of this version
+// use the store, and after a failure it can simply run again. Run it only
+// once no process of an earlier version writes to the namespace.
 func (s *Store) Reindex(ctx context.Context) (moved int, err error) {
 	if s.err != nil {
 		return 0, s.err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,7 +75,7 @@ func TestKeyLayout(t *testing.T) {
 		}
 		kinds[strings.SplitN(strings.TrimPrefix(k, s.Namespace()+":"), ":", 2)[0]]++
 	}
-	want := map[string]int{"t": 1, "ids": 1, "u": 1, "g": 1, "r": 1, "a": 1}
+	want := map[string]int{"t": 1, "ids": 1, "u": 1, "g": 1, "r": 1, "a": 1, "layout": 1}
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {
 		t.Errorf("keys by kind = %v, want %v (keys %q)", kinds, want, keys)
 	}
@@ -152,8 +153,7 @@ func TestTTLs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t, rdb, tc.opts...)
 			tok := mustSave(t, s, tc.tok)
-			check := func(what, key string, want time.Duration) {
-				got := ttl(key)
+			check := func(what string, got, want time.Duration) {
 				switch want {
 				case -1, -2:
 					if got != want {
@@ -163,41 +163,65 @@ func TestTTLs(t *testing.T) {
 					within(t, what, got, want)
 				}
 			}
-			check("hash", s.HashKey(tok.ID), tc.hash)
-			check("access index", redisstore.IndexKey(s, tokencache.RuleAccessToken, tok), tc.access)
-			check("user index", redisstore.IndexKey(s, tokencache.RuleUserName, tok), tc.others)
+			check("hash", ttl(s.HashKey(tok.ID)), tc.hash)
+			check("access index", indexTTL(t, s, tokencache.RuleAccessToken, tok), tc.access)
+			check("user index", indexTTL(t, s, tokencache.RuleUserName, tok), tc.others)
 			if tok.RefreshToken != "" {
-				check("refresh index", redisstore.IndexKey(s, tokencache.RuleRefreshToken, tok), tc.others)
+				check("refresh index", indexTTL(t, s, tokencache.RuleRefreshToken, tok), tc.others)
 			}
 		})
 	}
 }
 
-// TestExpiryInRedis moves miniredis's clock: the keys themselves expire, not
-// only the store's view of them.
+// indexTTL is the TTL of the longest-lived member of an index entry (-2:
+// none, -1: forever).
+func indexTTL(t *testing.T, s *redisstore.Store, rule tokencache.Rule, tok tokencache.Token) time.Duration {
+	t.Helper()
+	d, err := redisstore.IndexTTL(ctx, s, rule, tok)
+	if err != nil {
+		t.Fatalf("index TTL: %v", err)
+	}
+	return d
+}
+
+// TestExpiryInRedis moves miniredis's clock: the hashes themselves expire,
+// and so do index members, which the next write to their bucket removes
+// (all entries of a kind share one bucket here).
 func TestExpiryInRedis(t *testing.T) {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	s := redisstore.New(rdb, redisstore.WithRefreshRetention(24*time.Hour))
-	short := mustSave(t, s, tokencache.Token{UserName: "short", AccessToken: "a1", Expiry: time.Now().Add(time.Hour)})
-	long := mustSave(t, s, tokencache.Token{UserName: "long", AccessToken: "a2", RefreshToken: "r2", Expiry: time.Now().Add(time.Hour)})
+	s := redisstore.New(rdb, redisstore.WithRefreshRetention(24*time.Hour), redisstore.WithBucketBits(0))
+	start := time.Now()
+	short := mustSave(t, s, tokencache.Token{UserName: "short", AccessToken: "a1", Expiry: start.Add(time.Hour)})
+	long := mustSave(t, s, tokencache.Token{UserName: "long", AccessToken: "a2", RefreshToken: "r2", Expiry: start.Add(time.Hour)})
 
-	mr.FastForward(time.Hour + time.Second)
-	for _, key := range []string{
-		s.HashKey(short.ID),
-		redisstore.IndexKey(s, tokencache.RuleUserName, short),
-		redisstore.IndexKey(s, tokencache.RuleAccessToken, short),
-		redisstore.IndexKey(s, tokencache.RuleAccessToken, long),
+	later := time.Hour + time.Minute
+	mr.FastForward(later)
+	mr.SetTime(start.Add(later))
+	if mr.Exists(s.HashKey(short.ID)) {
+		t.Errorf("hash outlived the access token")
+	}
+	// A write to the user and access buckets prunes what expired there.
+	mustSave(t, s, tokencache.Token{UserName: "other", AccessToken: "a3", Expiry: start.Add(2 * time.Hour)})
+	for _, c := range []struct {
+		what string
+		rule tokencache.Rule
+		tok  tokencache.Token
+		kept bool
+	}{
+		{"user entry of the access-only token", tokencache.RuleUserName, short, false},
+		{"access entry of the access-only token", tokencache.RuleAccessToken, short, false},
+		{"access entry of the token with a refresh token", tokencache.RuleAccessToken, long, false},
+		{"user entry of the token with a refresh token", tokencache.RuleUserName, long, true},
+		{"refresh entry", tokencache.RuleRefreshToken, long, true},
 	} {
-		if mr.Exists(key) {
-			t.Errorf("%s outlived the access token", key)
+		if got := indexTTL(t, s, c.rule, c.tok) != -2; got != c.kept {
+			t.Errorf("%s: present = %v, want %v", c.what, got, c.kept)
 		}
 	}
-	for _, key := range []string{s.HashKey(long.ID), redisstore.IndexKey(s, tokencache.RuleRefreshToken, long)} {
-		if !mr.Exists(key) {
-			t.Errorf("%s of a token with a refresh token expired with its access token", key)
-		}
+	if !mr.Exists(s.HashKey(long.ID)) {
+		t.Errorf("hash of a token with a refresh token expired with its access token")
 	}
 	mr.FastForward(24 * time.Hour)
 	if mr.Exists(s.HashKey(long.ID)) {
@@ -229,7 +253,9 @@ func TestIndexKeyHMAC(t *testing.T) {
 			t.Errorf("%s: FindTokenByID = %v, %v", name, got.ID, err)
 		}
 	}
-	if redisstore.IndexKey(plain, tokencache.RuleUserName, tok) == redisstore.IndexKey(keyed, tokencache.RuleUserName, tok) {
+	pk, pf := redisstore.IndexEntry(plain, tokencache.RuleUserName, tok)
+	kk, kf := redisstore.IndexEntry(keyed, tokencache.RuleUserName, tok)
+	if pk+pf == kk+kf {
 		t.Errorf("HMAC index key equals the plain SHA-256 one")
 	}
 }
@@ -260,7 +286,9 @@ func TestDeleteTokensKeepsOtherNamespaces(t *testing.T) {
 	if err := a.DeleteTokens(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if left := redistest.Keys(t, rdb, a.Namespace()+":"); len(left) != 0 {
+	// Only the layout marker stays, which says what the namespace's index
+	// entries look like.
+	if left := slices.DeleteFunc(redistest.Keys(t, rdb, a.Namespace()+":"), func(k string) bool { return k == redisstore.LayoutKey(a) }); len(left) != 0 {
 		t.Errorf("DeleteTokens left keys %q", left)
 	}
 	for _, s := range []struct {
@@ -334,15 +362,15 @@ func TestStaleIndexIsIgnoredAndCleaned(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			key := redisstore.IndexKey(s, tokencache.RuleOf(tc.query), tc.query)
-			if err := rdb.ZAdd(ctx, key, redis.Z{Score: old, Member: tc.member}).Err(); err != nil {
+			rule := tokencache.RuleOf(tc.query)
+			if err := redisstore.PlantIndexMember(ctx, s, rule, tc.query, tc.member, old); err != nil {
 				t.Fatal(err)
 			}
 			if got, err := s.FindToken(ctx, tc.query); !errors.Is(err, tokencache.ErrNotFound) {
 				t.Fatalf("FindToken through a stale entry = %s, %v; want ErrNotFound", got.ID, err)
 			}
-			if n, _ := rdb.ZScore(ctx, key, tc.member).Result(); n != 0 {
-				t.Errorf("stale entry %s in %s was not cleaned", tc.member, key)
+			if members, _ := redisstore.IndexMembers(ctx, s, rule, tc.query); slices.ContainsFunc(members, func(z redis.Z) bool { return z.Member == tc.member }) {
+				t.Errorf("stale entry %s was not cleaned", tc.member)
 			}
 			// Saving the identity makes a new token and leaves alice alone.
 			saved := tc.query
@@ -360,9 +388,8 @@ func TestStaleIndexIsIgnoredAndCleaned(t *testing.T) {
 	// An entry of a later revision of alice's incarnation whose value she
 	// still holds is valid: entries are checked by value, the revision only
 	// says whether a claim may still commit.
-	key := redisstore.IndexKey(s, tokencache.RuleUserName, alice)
 	later, _ := redisstore.IndexMember(ctx, s, alice.ID, 9)
-	if err := rdb.ZAdd(ctx, key, redis.Z{Score: float64(time.Now().UnixMilli() + 1000), Member: later}).Err(); err != nil {
+	if err := redisstore.PlantIndexMember(ctx, s, tokencache.RuleUserName, alice, later, float64(time.Now().UnixMilli()+1000)); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.FindToken(ctx, tokencache.Token{UserName: "alice", ClientID: "c"}); err != nil || got.ID != alice.ID {
@@ -787,8 +814,9 @@ func TestManyTokens(t *testing.T) {
 			}
 		}
 		// Per vanished token: its four index entries and its abort set,
-		// which fences a member that looked like an insert in flight.
-		if len(left) > 5*((n+9)/10) {
+		// which fences a member that looked like an insert in flight; and
+		// the layout marker.
+		if len(left) > 5*((n+9)/10)+1 {
 			kinds := map[string]int{}
 			for _, k := range left {
 				kinds[strings.SplitN(strings.TrimPrefix(k, s.Namespace()+":"), ":", 2)[0]]++

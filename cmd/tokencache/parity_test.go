@@ -11,7 +11,6 @@ import (
 
 	"github.com/tokencache/tokencache"
 	"github.com/tokencache/tokencache/internal/cli"
-	"github.com/tokencache/tokencache/internal/redistest"
 	"github.com/tokencache/tokencache/redisstore"
 )
 
@@ -74,7 +73,7 @@ func TestCLIAndApplicationShareTokens(t *testing.T) {
 
 	r = withKey("purge", "--yes")
 	wantCode(t, "purge", r, 0)
-	if keys := redistest.Keys(t, e.rdb, e.ns+":"); len(keys) != 0 {
+	if keys := tokenKeys(t, e.rdb, e.ns); len(keys) != 0 {
 		t.Errorf("purge left keys of the namespace: %v", keys)
 	}
 }

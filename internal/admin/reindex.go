@@ -19,12 +19,16 @@ func NewCmdReindex(f *cli.Factory, runF func(context.Context, *ReindexOptions) e
 	o := &ReindexOptions{F: f}
 	cmd := &cobra.Command{
 		Use:   "reindex",
-		Short: "Move every token's index entries to the current index key (key rotation)",
+		Short: "Move every token's index entries to the current index key and layout (key rotation, upgrade)",
 		Long: `Rewrite the index entries of every token of the namespace under the current
 index key (--index-key-file or TOKENCACHE_INDEX_KEY) and remove those under the
 previous keys (--previous-index-key-file or TOKENCACHE_PREVIOUS_INDEX_KEY; or
 --previous-plain-index when the store had no index key). It is safe while the
 fleet runs, and can simply be run again after a failure.
+
+After an upgrade from the sorted-set index of earlier versions it also moves
+every token's entries into the bucket hashes and then marks the namespace, so
+that lookups stop reading the old keys. Run it once every process is upgraded.
 
 Rotation, with no downtime:
   1. Deploy the fleet with the new key as its index key and the old one as a
