@@ -41,14 +41,31 @@ func (s *windowStore) after(ctx context.Context, q, got tokencache.Token, err er
 	if s.played.Load() || !s.trigger(q, got, err) {
 		return
 	}
-	held, xerr := s.rdb.Keys(ctx, s.ns+":lock:*").Result()
+	held, xerr := anyKey(ctx, s.rdb, s.ns+":lock:*")
 	if xerr != nil {
 		s.t.Errorf("reading the locks: %v", xerr)
 		return
 	}
-	if len(held) > 0 && s.played.CompareAndSwap(false, true) {
+	if held && s.played.CompareAndSwap(false, true) {
 		s.play(ctx)
 	}
+}
+
+// anyKey reports whether a key matches pattern, on every master of a
+// Cluster.
+func anyKey(ctx context.Context, rdb redis.UniversalClient, pattern string) (bool, error) {
+	c, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		keys, err := rdb.Keys(ctx, pattern).Result()
+		return len(keys) > 0, err
+	}
+	var n atomic.Int64
+	err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		keys, err := m.Keys(ctx, pattern).Result()
+		n.Add(int64(len(keys)))
+		return err
+	})
+	return n.Load() > 0, err
 }
 
 func (s *windowStore) FindTokenByID(ctx context.Context, id string) (tokencache.Token, error) {
