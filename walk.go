@@ -17,3 +17,25 @@ type Walker interface {
 	// itself, with bounded memory.)
 	Walk(ctx context.Context, fn func(Token) error) error
 }
+
+// WalkStore calls fn once for each live token of store and stops at fn's
+// first error, which it returns as it is. It uses the store's Walk when
+// store is a [Walker], holding one page of tokens at a time; any other
+// store is read with [Store.GetTokens], which holds every token at once, so
+// whole-store work on it (the CLI's export, list, stats and purge) needs
+// memory in proportion to the store.
+func WalkStore(ctx context.Context, store Store, fn func(Token) error) error {
+	if w, ok := store.(Walker); ok {
+		return w.Walk(ctx, fn)
+	}
+	all, err := store.GetTokens(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range all {
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}

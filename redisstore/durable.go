@@ -342,19 +342,7 @@ func (d *durable) getTokens(ctx context.Context) ([]tokencache.Token, error) {
 
 // walk visits the record's tokens: Redis may have lost some.
 func (d *durable) walk(ctx context.Context, fn func(tokencache.Token) error) error {
-	if w, ok := d.record.(tokencache.Walker); ok {
-		return w.Walk(ctx, fn)
-	}
-	all, err := d.record.GetTokens(ctx)
-	if err != nil {
-		return err
-	}
-	for _, t := range all {
-		if err := fn(t); err != nil {
-			return err
-		}
-	}
-	return nil
+	return tokencache.WalkStore(ctx, d.record, fn)
 }
 
 func (d *durable) deleteTokens(ctx context.Context) error {

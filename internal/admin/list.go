@@ -111,7 +111,7 @@ func RunList(ctx context.Context, o *ListOptions) error {
 			total     int
 			streaming bool
 		)
-		err := cli.WalkTokens(ctx, c.Store, func(t tokencache.Token) error {
+		err := tokencache.WalkStore(ctx, c.Store, func(t tokencache.Token) error {
 			total++
 			if !o.keep(t, now) {
 				return nil

@@ -54,7 +54,7 @@ func RunPurge(ctx context.Context, o *PurgeOptions) error {
 		// Count by walking (no token is kept); DeleteTokens then deletes a
 		// page at a time (redisstore: batches of the set of IDs).
 		n := 0
-		if err := cli.WalkTokens(ctx, c.Store, func(tokencache.Token) error { n++; return nil }); err != nil {
+		if err := tokencache.WalkStore(ctx, c.Store, func(tokencache.Token) error { n++; return nil }); err != nil {
 			return err
 		}
 		ns := c.Store.Namespace()

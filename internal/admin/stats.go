@@ -80,7 +80,7 @@ func RunStats(ctx context.Context, o *StatsOptions) error {
 		ns := c.Store.Namespace()
 		st := tokenStats{Namespace: ns, Soon: o.Soon.String()}
 		now := o.F.Now()
-		err := cli.WalkTokens(ctx, c.Store, func(t tokencache.Token) error {
+		err := tokencache.WalkStore(ctx, c.Store, func(t tokencache.Token) error {
 			st.count(t, now, o.Soon)
 			return nil
 		})

@@ -75,7 +75,7 @@ func RunExport(ctx context.Context, o *ExportOptions) error {
 			if err != nil {
 				return err
 			}
-			err = cli.WalkTokens(ctx, c.Store, func(t tokencache.Token) error {
+			err = tokencache.WalkStore(ctx, c.Store, func(t tokencache.Token) error {
 				n++
 				return tw.Write(t)
 			})
