@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -309,9 +310,29 @@ type faultConn struct {
 func (c *faultConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	if err == nil && c.inj.takeClose() {
-		_ = c.Conn.Close()
+		c.closeOnceRun()
 	}
 	return n, err
+}
+
+// closeOnceRun closes the connection once Redis has run what was just
+// written, as CloseAfter promises: a plain close races the server, which
+// may still be reading the command when the caller's next one, on a new
+// connection, is already done. It half-closes, reads (and so loses) the
+// replies until the server closes its side or a second has passed, then
+// closes.
+func (c *faultConn) closeOnceRun() {
+	if hc, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		_ = hc.CloseWrite()
+		_ = c.Conn.SetReadDeadline(time.Now().Add(time.Second))
+		var buf [4096]byte
+		for {
+			if _, err := c.Conn.Read(buf[:]); err != nil {
+				break
+			}
+		}
+	}
+	_ = c.Conn.Close()
 }
 
 // dialOnly is the part of an Injector that goes on a Cluster's node
